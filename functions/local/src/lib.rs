@@ -1,0 +1,143 @@
+//! The local server: every route family mounted in one process over the embedded adapters.
+//! Background work (now the maintenance task) runs in the same process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use mako_core::config::{Config, Environment, Lookup, parse_var};
+use mako_core::{AppState, Ports};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// Every route family. Adding a family is one line here.
+const FAMILIES: &[fn(AppState) -> Router] = &[mako_auth::router, mako_workspaces::router];
+
+/// How often expired items are purged and interrupted deletions finished.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Settings of the local server besides the shared [`Config`].
+#[derive(Clone, Debug)]
+pub struct LocalSettings {
+    /// `MAKO_ADDR`: address to listen on.
+    pub addr: SocketAddr,
+    /// `MAKO_DATA_DIR`: folder holding the database, blobs and secrets.
+    pub data_dir: PathBuf,
+    /// `MAKO_QUEUE_MAX_ATTEMPTS`: deliveries before a job is dead-lettered.
+    pub queue_max_attempts: u32,
+}
+
+impl LocalSettings {
+    pub fn from_lookup(lookup: &dyn Lookup) -> anyhow::Result<Self> {
+        let addr: SocketAddr = parse_var(lookup, "MAKO_ADDR", SocketAddr::from(([127, 0, 0, 1], 8787)))?;
+        let data_dir: PathBuf = parse_var(lookup, "MAKO_DATA_DIR", PathBuf::from(".mako"))?;
+        let queue_max_attempts: u32 = parse_var(lookup, "MAKO_QUEUE_MAX_ATTEMPTS", 5)?;
+        if !(1..=100).contains(&queue_max_attempts) {
+            anyhow::bail!("MAKO_QUEUE_MAX_ATTEMPTS={queue_max_attempts} is invalid: expected 1 to 100");
+        }
+        Ok(Self {
+            addr,
+            data_dir,
+            queue_max_attempts,
+        })
+    }
+
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(&Environment)
+    }
+}
+
+/// A built server, bound to its address and ready to run.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    store: Arc<mako_embedded::SqliteStore>,
+    data_dir: PathBuf,
+    /// Keeps the embedded adapters (and the data folder's lock) alive.
+    _embedded: mako_embedded::Embedded,
+}
+
+impl Application {
+    /// Opens the data folder, builds every route family and binds the listener. Port 0
+    /// binds a free port (tests use it).
+    pub async fn build(settings: LocalSettings, lookup: &dyn Lookup) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.addr)
+            .await
+            .with_context(|| format!("failed to listen on {}; set MAKO_ADDR to a free address", settings.addr))?;
+        let local_addr = listener.local_addr()?;
+        let default_url = format!("http://{local_addr}");
+        let config = Config::from_lookup_with_default(lookup, Some(&default_url))?;
+
+        let options = mako_embedded::Options {
+            queue_max_attempts: settings.queue_max_attempts,
+        };
+        let embedded = mako_embedded::open(&settings.data_dir, options).await?;
+        let state = AppState::new(
+            config.clone(),
+            Ports {
+                store: embedded.store.clone(),
+                blobs: embedded.blobs.clone(),
+                queue: embedded.queue.clone(),
+                secrets: embedded.secrets.clone(),
+            },
+        );
+
+        let routes = FAMILIES
+            .iter()
+            .fold(Router::new(), |router, family| router.merge(family(state.clone())));
+        let router = mako_core::http::serve_api(routes, &config);
+
+        Ok(Self {
+            listener,
+            router,
+            state,
+            store: embedded.store.clone(),
+            data_dir: settings.data_dir,
+            _embedded: embedded,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn data_dir(&self) -> &PathBuf {
+        &self.data_dir
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let maintenance = spawn_maintenance(self.state.clone(), self.store.clone());
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(self.listener, service)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        maintenance.abort();
+        result.context("the HTTP server failed")
+    }
+}
+
+fn spawn_maintenance(state: AppState, store: Arc<mako_embedded::SqliteStore>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(MAINTENANCE_INTERVAL);
+        loop {
+            ticker.tick().await;
+            match store.purge_expired().await {
+                Ok(0) => {}
+                Ok(removed) => tracing::debug!(removed, "purged expired items"),
+                Err(error) => tracing::warn!(error = ?error, "failed to purge expired items"),
+            }
+            mako_core::maintenance::finish_pending_deletions(&state).await;
+        }
+    })
+}

@@ -1,0 +1,320 @@
+//! Settings shared by every function, read from environment variables.
+//!
+//! Adapter-specific settings (data folder, AWS resource names) belong to the adapter crates.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use url::Url;
+
+/// Settings of the API itself.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Base URL at which clients reach this server (scheme, host, optional port), used for
+    /// OAuth callbacks and CSRF origin checks. `None` derives it from each request.
+    pub public_url: Option<Url>,
+    /// Page a browser lands on after signing in with Google or GitHub.
+    pub app_url: Url,
+    /// Origins, besides the server's own and the app URL's, that may send cookie-authenticated
+    /// writes and read responses in a browser (CORS).
+    pub allowed_origins: Vec<String>,
+    /// Whether cookies carry the `Secure` attribute.
+    pub cookie_secure: bool,
+    /// A session unused for this long expires.
+    pub session_idle_timeout: Duration,
+    /// A session expires this long after sign-in, however active.
+    pub session_max_age: Duration,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    pub rate_limits: RateLimits,
+    pub google: OAuthProvider,
+    pub github: OAuthProvider,
+}
+
+/// Limits on sign-in and registration attempts, counted in the store so that they hold
+/// across processes.
+#[derive(Clone, Debug)]
+pub struct RateLimits {
+    /// Length of one counting window.
+    pub window: Duration,
+    /// Failed logins per email address and window.
+    pub login_failures_per_email: i64,
+    /// Login attempts per client address and window.
+    pub logins_per_address: i64,
+    /// Registrations per client address and window.
+    pub registrations_per_address: i64,
+    /// Registration attempts per email address and window.
+    pub registrations_per_email: i64,
+}
+
+/// An OAuth 2.0 provider's client id and endpoints. The client secret comes from the
+/// `Secrets` port (`google-client-secret`, `github-client-secret`).
+#[derive(Clone, Debug)]
+pub struct OAuthProvider {
+    /// `None` disables sign-in with this provider.
+    pub client_id: Option<String>,
+    pub authorize_url: Url,
+    pub token_url: Url,
+    /// Google: the OpenID Connect user-info endpoint. GitHub: the REST API base URL.
+    pub user_url: Url,
+}
+
+/// Error naming the variable whose value is invalid.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}={value:?} is invalid: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+/// Source of setting values: the process environment, or a map in tests.
+pub trait Lookup {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// Reads settings from the process environment.
+pub struct Environment;
+
+impl Lookup for Environment {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|value| !value.trim().is_empty())
+    }
+}
+
+impl Lookup for HashMap<String, String> {
+    fn get(&self, name: &str) -> Option<String> {
+        HashMap::get(self, name)
+            .cloned()
+            .filter(|value| !value.trim().is_empty())
+    }
+}
+
+/// Reads a variable, or `default` when unset, and parses it.
+pub fn parse_var<T: FromStr>(lookup: &dyn Lookup, variable: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match lookup.get(variable) {
+        None => Ok(default),
+        Some(value) => value.trim().parse().map_err(|error: T::Err| ConfigError {
+            variable,
+            value,
+            reason: error.to_string(),
+        }),
+    }
+}
+
+/// Reads a whole number within `range`.
+fn parse_number(
+    lookup: &dyn Lookup,
+    variable: &'static str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    let value = parse_var(lookup, variable, default)?;
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError {
+            variable,
+            value: value.to_string(),
+            reason: format!("expected a whole number from {} to {}", range.start(), range.end()),
+        })
+    }
+}
+
+fn parse_url(lookup: &dyn Lookup, variable: &'static str, default: &str) -> Result<Url, ConfigError> {
+    let value = lookup.get(variable).unwrap_or_else(|| default.to_owned());
+    let url = Url::parse(value.trim()).map_err(|error| ConfigError {
+        variable,
+        value: value.clone(),
+        reason: error.to_string(),
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(ConfigError {
+            variable,
+            value,
+            reason: "expected an http:// or https:// URL with a host".into(),
+        });
+    }
+    Ok(url)
+}
+
+/// Returns the origin (`scheme://host[:port]`) of a URL, as browsers send it.
+pub fn origin_of(url: &Url) -> String {
+    url.origin().ascii_serialization()
+}
+
+impl Config {
+    /// Reads the configuration from the environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_lookup(&Environment)
+    }
+
+    /// Reads the configuration from `lookup`. `default_public_url` is what the local server
+    /// listens on; Lambda has none and derives the URL from each request.
+    pub fn from_lookup_with_default(
+        lookup: &dyn Lookup,
+        default_public_url: Option<&str>,
+    ) -> Result<Config, ConfigError> {
+        let public_url = match (lookup.get("MAKO_PUBLIC_URL"), default_public_url) {
+            (Some(_), _) => Some(parse_url(lookup, "MAKO_PUBLIC_URL", "")?),
+            (None, Some(default)) => Some(parse_url(lookup, "MAKO_PUBLIC_URL", default)?),
+            (None, None) => None,
+        };
+        let app_default = public_url
+            .as_ref()
+            .map(|url| url.join("/").map(|u| u.to_string()).unwrap_or_else(|_| url.to_string()))
+            .unwrap_or_else(|| "http://127.0.0.1:8787/".to_owned());
+        let app_url = parse_url(lookup, "MAKO_APP_URL", &app_default)?;
+
+        let mut allowed_origins = Vec::new();
+        if let Some(list) = lookup.get("MAKO_ALLOWED_ORIGINS") {
+            for entry in list.split(',').map(str::trim).filter(|entry| !entry.is_empty()) {
+                let url = Url::parse(entry).map_err(|error| ConfigError {
+                    variable: "MAKO_ALLOWED_ORIGINS",
+                    value: entry.to_owned(),
+                    reason: error.to_string(),
+                })?;
+                allowed_origins.push(origin_of(&url));
+            }
+        }
+
+        let secure_default = public_url.as_ref().is_none_or(|url| url.scheme() == "https");
+        let cookie_secure = parse_var(lookup, "MAKO_COOKIE_SECURE", secure_default)?;
+
+        let session_idle_timeout = Duration::from_secs(parse_number(
+            lookup,
+            "MAKO_SESSION_IDLE_TIMEOUT_SECS",
+            7 * 24 * 3600,
+            1..=365 * 24 * 3600,
+        )?);
+        let session_max_age = Duration::from_secs(parse_number(
+            lookup,
+            "MAKO_SESSION_MAX_AGE_SECS",
+            30 * 24 * 3600,
+            1..=365 * 24 * 3600,
+        )?);
+        let max_body_bytes =
+            parse_number(lookup, "MAKO_MAX_BODY_BYTES", 1024 * 1024, 1024..=64 * 1024 * 1024)? as usize;
+
+        let rate_limits = RateLimits {
+            window: Duration::from_secs(parse_number(lookup, "MAKO_RATE_LIMIT_WINDOW_SECS", 900, 1..=86_400)?),
+            login_failures_per_email: parse_number(lookup, "MAKO_LOGIN_FAILURES_PER_EMAIL", 10, 1..=1_000_000)? as i64,
+            logins_per_address: parse_number(lookup, "MAKO_LOGINS_PER_ADDRESS", 100, 1..=1_000_000)? as i64,
+            registrations_per_address: parse_number(lookup, "MAKO_REGISTRATIONS_PER_ADDRESS", 20, 1..=1_000_000)?
+                as i64,
+            registrations_per_email: parse_number(lookup, "MAKO_REGISTRATIONS_PER_EMAIL", 5, 1..=1_000_000)? as i64,
+        };
+
+        let google = OAuthProvider {
+            client_id: lookup.get("MAKO_GOOGLE_CLIENT_ID"),
+            authorize_url: parse_url(
+                lookup,
+                "MAKO_GOOGLE_AUTHORIZE_URL",
+                "https://accounts.google.com/o/oauth2/v2/auth",
+            )?,
+            token_url: parse_url(lookup, "MAKO_GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token")?,
+            user_url: parse_url(
+                lookup,
+                "MAKO_GOOGLE_USERINFO_URL",
+                "https://openidconnect.googleapis.com/v1/userinfo",
+            )?,
+        };
+        let github = OAuthProvider {
+            client_id: lookup.get("MAKO_GITHUB_CLIENT_ID"),
+            authorize_url: parse_url(
+                lookup,
+                "MAKO_GITHUB_AUTHORIZE_URL",
+                "https://github.com/login/oauth/authorize",
+            )?,
+            token_url: parse_url(
+                lookup,
+                "MAKO_GITHUB_TOKEN_URL",
+                "https://github.com/login/oauth/access_token",
+            )?,
+            user_url: parse_url(lookup, "MAKO_GITHUB_API_URL", "https://api.github.com")?,
+        };
+
+        Ok(Config {
+            public_url,
+            app_url,
+            allowed_origins,
+            cookie_secure,
+            session_idle_timeout,
+            session_max_age,
+            max_body_bytes,
+            rate_limits,
+            google,
+            github,
+        })
+    }
+
+    /// Reads the configuration for a process that has no listening address of its own.
+    pub fn from_lookup(lookup: &dyn Lookup) -> Result<Config, ConfigError> {
+        Self::from_lookup_with_default(lookup, None)
+    }
+
+    /// Returns whether a browser origin may send cookie-authenticated writes: the public URL's
+    /// origin, the app URL's origin and the allowed origins.
+    pub fn is_trusted_origin(&self, origin: &str) -> bool {
+        origin == origin_of(&self.app_url)
+            || self.public_url.as_ref().is_some_and(|url| origin == origin_of(url))
+            || self.allowed_origins.iter().any(|allowed| allowed == origin)
+    }
+
+    /// Origins that browsers may call the API from (CORS): the app URL and the allowed origins.
+    pub fn cors_origins(&self) -> Vec<String> {
+        let mut origins = vec![origin_of(&self.app_url)];
+        for origin in &self.allowed_origins {
+            if !origins.contains(origin) {
+                origins.push(origin.clone());
+            }
+        }
+        origins
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults_follow_the_public_url() {
+        let config = Config::from_lookup_with_default(&lookup(&[]), Some("http://127.0.0.1:8787")).expect("config");
+        assert_eq!(config.app_url.as_str(), "http://127.0.0.1:8787/");
+        assert!(!config.cookie_secure, "plain http cannot carry Secure cookies");
+        assert_eq!(config.rate_limits.login_failures_per_email, 10);
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        let error = Config::from_lookup(&lookup(&[("MAKO_MAX_BODY_BYTES", "lots")])).expect_err("invalid");
+        assert_eq!(error.variable, "MAKO_MAX_BODY_BYTES");
+        let error = Config::from_lookup(&lookup(&[("MAKO_SESSION_MAX_AGE_SECS", "0")])).expect_err("too small");
+        assert!(error.to_string().contains("from 1"), "{error}");
+        let error = Config::from_lookup(&lookup(&[("MAKO_APP_URL", "ftp://x")])).expect_err("bad scheme");
+        assert_eq!(error.variable, "MAKO_APP_URL");
+    }
+
+    #[test]
+    fn allowed_origins_are_normalized() {
+        let config = Config::from_lookup(&lookup(&[(
+            "MAKO_ALLOWED_ORIGINS",
+            "https://a.example.com/path, http://b.test:3000",
+        )]))
+        .expect("config");
+        assert_eq!(
+            config.allowed_origins,
+            vec!["https://a.example.com", "http://b.test:3000"]
+        );
+        assert!(config.is_trusted_origin("http://b.test:3000"));
+        assert!(!config.is_trusted_origin("http://evil.test"));
+    }
+}

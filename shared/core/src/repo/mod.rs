@@ -1,0 +1,57 @@
+//! Typed repositories over the `Store`, written once for every adapter.
+//!
+//! Single-table layout (partition key / sort key):
+//!
+//! | record | pk | sk | gsi1 |
+//! |---|---|---|---|
+//! | user | `USER#<userId>` | `PROFILE` | |
+//! | email claim | `EMAIL#<email>` | `EMAIL` | |
+//! | OAuth identity | `IDENTITY#<provider>#<subject>` | `IDENTITY` | |
+//! | session | `SESSION#<sha256(token)>` | `SESSION` | `USER#<userId>` / `SESSION#<created>#<hash>` |
+//! | OAuth state | `OAUTH#<state>` | `STATE` | |
+//! | workspace | `WS#<workspaceId>` | `META` | |
+//! | slug claim | `SLUG#<slug>` | `SLUG` | |
+//! | member | `WS#<workspaceId>` | `MEMBER#<userId>` | `USER#<userId>` / `WS#<workspaceId>` |
+//! | API key | `WS#<workspaceId>` | `APIKEY#<keyId>` | |
+//! | API key lookup | `APIKEY#<sha256(key)>` | `APIKEY` | |
+//! | rate counter | `RATE#<kind>#<subject>` | `<window start>` | |
+//! | pending workspace purge | `PURGE` | `<workspaceId>` | |
+//!
+//! Everything a workspace owns lives in its `WS#` partition or is reachable from it, which
+//! is what workspace deletion walks.
+
+pub mod api_keys;
+pub mod oauth_states;
+pub mod sessions;
+pub mod users;
+pub mod workspaces;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::ports::{Item, StoreError};
+
+/// A record and the store version it was read at.
+#[derive(Clone, Debug)]
+pub struct Versioned<T> {
+    pub value: T,
+    pub version: u64,
+}
+
+/// Serializes a record into an item's document.
+pub(crate) fn to_data<T: Serialize>(record: &T) -> Result<serde_json::Value, StoreError> {
+    serde_json::to_value(record).map_err(StoreError::backend)
+}
+
+/// Deserializes an item's document into a record.
+pub(crate) fn from_item<T: DeserializeOwned>(item: Item) -> Result<Versioned<T>, StoreError> {
+    let version = item.version;
+    let value = serde_json::from_value(item.data).map_err(|error| {
+        StoreError::backend(anyhow::anyhow!(
+            "item {}/{} does not hold the expected record: {error}",
+            item.pk,
+            item.sk
+        ))
+    })?;
+    Ok(Versioned { value, version })
+}

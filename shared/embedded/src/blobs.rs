@@ -1,0 +1,298 @@
+//! `Blobs` in a folder.
+//!
+//! Each blob is an immutable content file under `objects/`, named by a fresh id, plus a small
+//! reference file under `refs/<key>.json` that names the content file and keeps its metadata.
+//! A put writes and syncs the new content file, then atomically renames a new reference over
+//! the old one, then removes the old content file. A reader that opened the old content keeps
+//! reading it (Linux keeps an open file alive after unlinking), so no reader sees a partial
+//! or mixed blob. A content file that no reference names (a put interrupted by a crash) is
+//! removed the next time the folder is opened.
+
+use std::collections::HashSet;
+use std::io::{ErrorKind, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use mako_core::ports::blobs::validate_key;
+use mako_core::ports::{BlobError, BlobMeta, BlobRead, BlobReader, Blobs, ByteRange};
+use serde::{Deserialize, Serialize};
+use tokio::fs;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+pub struct FsBlobs {
+    refs: PathBuf,
+    objects: PathBuf,
+    temp: PathBuf,
+}
+
+/// Contents of a reference file.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Reference {
+    object: String,
+    size: u64,
+    content_type: String,
+    last_modified: DateTime<Utc>,
+}
+
+impl Reference {
+    fn meta(&self) -> BlobMeta {
+        BlobMeta {
+            size: self.size,
+            etag: format!("\"{}\"", self.object),
+            content_type: self.content_type.clone(),
+            last_modified: self.last_modified,
+        }
+    }
+}
+
+fn io_error(error: std::io::Error) -> BlobError {
+    BlobError::backend(error)
+}
+
+/// Attempts at reading a blob whose content file is replaced between reading its reference
+/// and opening the file.
+const OPEN_ATTEMPTS: usize = 3;
+
+impl FsBlobs {
+    /// Opens (creating) the blob folder and removes content files that no reference names.
+    pub async fn open(root: &Path) -> anyhow::Result<Self> {
+        let blobs = Self {
+            refs: root.join("refs"),
+            objects: root.join("objects"),
+            temp: root.join("tmp"),
+        };
+        for dir in [&blobs.refs, &blobs.objects, &blobs.temp] {
+            fs::create_dir_all(dir)
+                .await
+                .with_context(|| format!("failed to create {}", dir.display()))?;
+        }
+        blobs.remove_orphans().await?;
+        Ok(blobs)
+    }
+
+    fn reference_path(&self, key: &str) -> PathBuf {
+        self.refs.join(format!("{key}.json"))
+    }
+
+    async fn read_reference(&self, key: &str) -> Result<Option<Reference>, BlobError> {
+        match fs::read(self.reference_path(key)).await {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(BlobError::backend),
+            Err(error) if error.kind() == ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(io_error(error)),
+        }
+    }
+
+    async fn remove_object(&self, object: &str) {
+        let path = self.objects.join(object);
+        if let Err(error) = fs::remove_file(&path).await
+            && error.kind() != ErrorKind::NotFound
+        {
+            tracing::warn!(path = %path.display(), error = %error, "failed to remove a replaced blob file");
+        }
+    }
+
+    async fn remove_orphans(&self) -> anyhow::Result<()> {
+        let mut referenced = HashSet::new();
+        for path in walk_files(&self.refs).await? {
+            let bytes = fs::read(&path).await?;
+            if let Ok(reference) = serde_json::from_slice::<Reference>(&bytes) {
+                referenced.insert(reference.object);
+            }
+        }
+
+        let mut removed = 0;
+        for path in walk_files(&self.objects)
+            .await?
+            .into_iter()
+            .chain(walk_files(&self.temp).await?)
+        {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+            if !referenced.contains(&name) {
+                fs::remove_file(&path).await?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            tracing::info!(removed, "removed blob files left by interrupted writes");
+        }
+        Ok(())
+    }
+
+    /// Writes `body` into a new, synced content file and returns its id and size.
+    async fn write_object(&self, mut body: BlobReader) -> Result<(String, u64), BlobError> {
+        let object = ulid::Ulid::new().to_string();
+        let temp_path = self.temp.join(&object);
+        let result = async {
+            let mut file = fs::File::create(&temp_path).await.map_err(io_error)?;
+            let size = tokio::io::copy(&mut body, &mut file).await.map_err(BlobError::Body)?;
+            file.sync_all().await.map_err(io_error)?;
+            fs::rename(&temp_path, self.objects.join(&object))
+                .await
+                .map_err(io_error)?;
+            Ok(size)
+        }
+        .await;
+
+        match result {
+            Ok(size) => Ok((object, size)),
+            Err(error) => {
+                let _ = fs::remove_file(&temp_path).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Atomically replaces the reference file of `key`.
+    async fn write_reference(&self, key: &str, reference: &Reference) -> Result<(), BlobError> {
+        let path = self.reference_path(key);
+        let parent = path.parent().unwrap_or(&self.refs).to_owned();
+        fs::create_dir_all(&parent).await.map_err(io_error)?;
+
+        let temp_path = self.temp.join(format!("{}.ref", reference.object));
+        let json = serde_json::to_vec(reference).map_err(BlobError::backend)?;
+        let result = async {
+            let mut file = fs::File::create(&temp_path).await?;
+            file.write_all(&json).await?;
+            file.sync_all().await?;
+            fs::rename(&temp_path, &path).await?;
+            fs::File::open(&parent).await?.sync_all().await
+        }
+        .await;
+        if result.is_err() {
+            let _ = fs::remove_file(&temp_path).await;
+        }
+        result.map_err(io_error)
+    }
+}
+
+/// Lists every file under `dir`, recursively.
+async fn walk_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(dir) = pending.pop() {
+        let mut entries = match fs::read_dir(&dir).await {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == ErrorKind::NotFound => continue,
+            Err(error) => return Err(error),
+        };
+        while let Some(entry) = entries.next_entry().await? {
+            if entry.file_type().await?.is_dir() {
+                pending.push(entry.path());
+            } else {
+                files.push(entry.path());
+            }
+        }
+    }
+    Ok(files)
+}
+
+#[async_trait]
+impl Blobs for FsBlobs {
+    async fn put(&self, key: &str, body: BlobReader, content_type: &str) -> Result<BlobMeta, BlobError> {
+        validate_key(key)?;
+        let previous = self.read_reference(key).await?;
+
+        let (object, size) = self.write_object(body).await?;
+        let reference = Reference {
+            object,
+            size,
+            content_type: content_type.to_owned(),
+            last_modified: Utc::now(),
+        };
+        if let Err(error) = self.write_reference(key, &reference).await {
+            self.remove_object(&reference.object).await;
+            return Err(error);
+        }
+
+        if let Some(previous) = previous {
+            self.remove_object(&previous.object).await;
+        }
+        Ok(reference.meta())
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<BlobMeta>, BlobError> {
+        validate_key(key)?;
+        Ok(self.read_reference(key).await?.map(|reference| reference.meta()))
+    }
+
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<BlobRead, BlobError> {
+        validate_key(key)?;
+        for _ in 0..OPEN_ATTEMPTS {
+            let Some(reference) = self.read_reference(key).await? else {
+                return Err(BlobError::NotFound { key: key.to_owned() });
+            };
+            let meta = reference.meta();
+            let resolved = match range {
+                Some(range) => Some(
+                    range
+                        .resolve(meta.size)
+                        .ok_or(BlobError::RangeNotSatisfiable { size: meta.size })?,
+                ),
+                None => None,
+            };
+
+            let mut file = match fs::File::open(self.objects.join(&reference.object)).await {
+                Ok(file) => file,
+                // Replaced between reading the reference and opening: read the new reference.
+                Err(error) if error.kind() == ErrorKind::NotFound => continue,
+                Err(error) => return Err(io_error(error)),
+            };
+            let body: BlobReader = match resolved {
+                Some((first, last)) => {
+                    file.seek(SeekFrom::Start(first)).await.map_err(io_error)?;
+                    Box::pin(file.take(last - first + 1))
+                }
+                None => Box::pin(file),
+            };
+            return Ok(BlobRead {
+                meta,
+                range: resolved,
+                body,
+            });
+        }
+        Err(BlobError::backend(anyhow::anyhow!(
+            "the blob {key} kept changing while being opened"
+        )))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        validate_key(key)?;
+        let Some(reference) = self.read_reference(key).await? else {
+            return Ok(());
+        };
+        match fs::remove_file(self.reference_path(key)).await {
+            Ok(()) => {}
+            Err(error) if error.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(io_error(error)),
+        }
+        self.remove_object(&reference.object).await;
+        Ok(())
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, BlobError> {
+        let mut removed = 0;
+        for path in walk_files(&self.refs).await.map_err(io_error)? {
+            let Ok(relative) = path.strip_prefix(&self.refs) else {
+                continue;
+            };
+            let Some(key) = relative.to_str().and_then(|text| text.strip_suffix(".json")) else {
+                continue;
+            };
+            if key.starts_with(prefix) {
+                self.delete(key).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn presign_get(&self, key: &str, _ttl: Duration) -> Result<Option<String>, BlobError> {
+        validate_key(key)?;
+        // Local files have no signed URLs; the stream route serves byte ranges itself.
+        Ok(None)
+    }
+}

@@ -1,0 +1,70 @@
+//! Start-up shared by every Lambda function: each function's `main` is one call to [`run`]
+//! with its router.
+//!
+//! Logs follow the Lambda runtime's settings: `AWS_LAMBDA_LOG_FORMAT` (`JSON` or `Text`) and
+//! `AWS_LAMBDA_LOG_LEVEL` (or `RUST_LOG`).
+
+use std::net::IpAddr;
+
+use axum::Router;
+use axum::http::Request;
+use lambda_http::request::RequestContext;
+use mako_core::config::Config;
+use mako_core::http::{ClientAddr, serve_api};
+use mako_core::{AppState, Ports};
+
+pub use lambda_http::Error;
+
+/// Builds the shared state on the AWS adapters from the environment.
+pub async fn aws_state() -> anyhow::Result<AppState> {
+    let config = Config::from_env()?;
+    let settings = mako_aws::Settings::from_env()?;
+    let adapters = mako_aws::connect(&settings).await?;
+    Ok(AppState::new(
+        config,
+        Ports {
+            store: adapters.store,
+            blobs: adapters.blobs,
+            queue: adapters.queue,
+            secrets: adapters.secrets,
+        },
+    ))
+}
+
+/// Wraps a route family's router for Lambda: the common API layers, plus the client address
+/// taken from API Gateway's request context.
+pub fn lambda_app(router: Router, config: &Config) -> Router {
+    serve_api(router, config).layer(tower::util::MapRequestLayer::new(
+        client_addr_from_context::<axum::body::Body>,
+    ))
+}
+
+/// Copies API Gateway's `sourceIp` into the request as a [`ClientAddr`].
+fn client_addr_from_context<B>(mut request: Request<B>) -> Request<B> {
+    let source_ip = match request.extensions().get::<RequestContext>() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.http.source_ip.clone(),
+        _ => None,
+    };
+    let addr = source_ip.and_then(|ip| ip.parse::<IpAddr>().ok());
+    request.extensions_mut().insert(ClientAddr(addr));
+    request
+}
+
+/// Runs a route family on Lambda: logging, configuration and clients once per cold start,
+/// then `lambda_http` serves every invocation with the same router.
+pub async fn run(router: fn(AppState) -> Router) -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+
+    let state = match aws_state().await {
+        Ok(state) => state,
+        Err(error) => {
+            tracing::error!(error = ?error, "cold start failed");
+            return Err(error.into());
+        }
+    };
+    let config = state.config.clone();
+    let app = lambda_app(router(state), &config);
+
+    tracing::info!("function ready");
+    lambda_http::run(app).await
+}

@@ -1,0 +1,203 @@
+//! API Gateway HTTP API (payload format 2.0) events, in the shape API Gateway sends them,
+//! driven through `lambda_http`'s adapter into the real routers, exactly as the Lambda
+//! runtime does, with the responses serialized back into API Gateway's format.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use lambda_http::request::LambdaRequest;
+use lambda_http::{Adapter, Context, LambdaEvent, Service};
+use mako_core::config::Config;
+use mako_core::{AppState, Ports};
+use serde_json::Value;
+
+/// One function's handler as the Lambda runtime calls it.
+struct Function {
+    app: axum::Router,
+}
+
+impl Function {
+    fn new(router: fn(AppState) -> axum::Router, state: &AppState) -> Function {
+        Function {
+            app: mako_lambda::lambda_app(router(state.clone()), &state.config),
+        }
+    }
+
+    /// Invokes the function with a fixture, after replacing `{{NAME}}` placeholders, and
+    /// returns the API Gateway response as JSON.
+    async fn invoke(&self, fixture: &str, values: &[(&str, &str)]) -> Value {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(fixture);
+        let mut text = std::fs::read_to_string(&path).expect("reading the fixture");
+        for (name, value) in values {
+            text = text.replace(&format!("{{{{{name}}}}}"), value);
+        }
+        let mut event: Value = serde_json::from_str(&text).expect("fixture JSON");
+        // A base64 body is encoded after substitution, as API Gateway would have sent it.
+        if event["isBase64Encoded"] == true
+            && let Some(body) = event["body"].as_str()
+        {
+            use base64::Engine;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .expect("base64 body");
+            let mut plain = String::from_utf8(decoded).expect("utf-8 body");
+            for (name, value) in values {
+                plain = plain.replace(&format!("{{{{{name}}}}}"), value);
+            }
+            event["body"] = Value::String(base64::engine::general_purpose::STANDARD.encode(plain));
+        }
+
+        let request: LambdaRequest = serde_json::from_value(event).expect("an API Gateway v2 event");
+        let mut adapter = Adapter::from(self.app.clone());
+        let response = adapter
+            .call(LambdaEvent::new(request, Context::default()))
+            .await
+            .expect("the handler never fails at the Lambda level");
+        serde_json::to_value(response).expect("serializing the response")
+    }
+}
+
+/// State on embedded adapters with the configuration a Lambda function would read.
+async fn state(vars: &[(&str, &str)]) -> (AppState, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("data folder");
+    let embedded = mako_embedded::open(dir.path(), mako_embedded::Options::default())
+        .await
+        .expect("adapters");
+    let lookup: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let config = Config::from_lookup(&lookup).expect("config");
+    let state = AppState::new(
+        config,
+        Ports {
+            store: embedded.store.clone(),
+            blobs: embedded.blobs.clone(),
+            queue: embedded.queue.clone(),
+            secrets: embedded.secrets.clone(),
+        },
+    );
+    std::mem::forget(embedded);
+    (state, dir)
+}
+
+fn body(response: &Value) -> Value {
+    let text = response["body"].as_str().unwrap_or("null");
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+/// Returns the session token from the `cookies` field of an API Gateway v2 response.
+fn session_token(response: &Value) -> String {
+    response["cookies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .find_map(|cookie| cookie.strip_prefix("mako_session="))
+        .and_then(|rest| rest.split(';').next())
+        .expect("a session cookie in the response's cookies field")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn events_drive_auth_and_workspace_functions() {
+    let (state, _dir) = state(&[]).await;
+    let auth = Function::new(mako_auth::router, &state);
+    let workspaces = Function::new(mako_workspaces::router, &state);
+
+    let registered = auth
+        .invoke("apigw-v2-register.json", &[("EMAIL", "lambda@example.com")])
+        .await;
+    assert_eq!(registered["statusCode"], 201, "{registered}");
+    let cookie = registered["cookies"][0].as_str().unwrap_or_default();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("Secure"),
+        "Secure behind HTTPS: {cookie}"
+    );
+    assert!(
+        registered["headers"].get("set-cookie").is_none(),
+        "payload 2.0 returns cookies separately"
+    );
+    assert!(registered["headers"]["x-request-id"].is_string());
+    let session = session_token(&registered);
+
+    let me = auth.invoke("apigw-v2-me.json", &[("SESSION", &session)]).await;
+    assert_eq!(me["statusCode"], 200, "{me}");
+    assert_eq!(body(&me)["data"]["user"]["email"], "lambda@example.com");
+
+    let created = workspaces
+        .invoke("apigw-v2-create-workspace.json", &[("SESSION", &session)])
+        .await;
+    assert_eq!(created["statusCode"], 201, "{created}");
+    let workspace = body(&created)["data"]["id"].as_str().expect("workspace id").to_owned();
+
+    let key = workspaces
+        .invoke(
+            "apigw-v2-create-api-key.json",
+            &[("SESSION", &session), ("WORKSPACE", &workspace)],
+        )
+        .await;
+    assert_eq!(key["statusCode"], 201, "{key}");
+    let key = body(&key)["data"]["key"].as_str().expect("key").to_owned();
+
+    let listed = workspaces
+        .invoke("apigw-v2-list-workspaces-key.json", &[("KEY", &key)])
+        .await;
+    assert_eq!(listed["statusCode"], 200, "{listed}");
+    assert_eq!(body(&listed)["data"][0]["id"], workspace.as_str());
+    assert_eq!(body(&listed)["data"][0]["role"], "viewer");
+}
+
+#[tokio::test]
+async fn base64_encoded_body_is_decoded() {
+    let (state, _dir) = state(&[]).await;
+    let auth = Function::new(mako_auth::router, &state);
+    auth.invoke("apigw-v2-register.json", &[("EMAIL", "b64@example.com")])
+        .await;
+
+    let login = auth
+        .invoke("apigw-v2-login-base64.json", &[("EMAIL", "b64@example.com")])
+        .await;
+
+    assert_eq!(login["statusCode"], 200, "{login}");
+    assert_eq!(body(&login)["data"]["user"]["email"], "b64@example.com");
+}
+
+#[tokio::test]
+async fn rate_limits_count_the_gateway_source_ip() {
+    let (state, _dir) = state(&[("MAKO_REGISTRATIONS_PER_ADDRESS", "2")]).await;
+    let auth = Function::new(mako_auth::router, &state);
+    for email in ["ip1@example.com", "ip2@example.com"] {
+        let response = auth.invoke("apigw-v2-register.json", &[("EMAIL", email)]).await;
+        assert_eq!(response["statusCode"], 201);
+    }
+
+    let third = auth
+        .invoke("apigw-v2-register.json", &[("EMAIL", "ip3@example.com")])
+        .await;
+    assert_eq!(third["statusCode"], 429, "{third}");
+    assert!(third["headers"]["retry-after"].is_string());
+
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/apigw-v2-register.json");
+    let other_ip = std::fs::read_to_string(path)
+        .expect("fixture")
+        .replace("198.51.100.7", "203.0.113.9");
+    let other_path = _dir.path().join("other-ip.json");
+    std::fs::write(&other_path, other_ip).expect("fixture copy");
+    let other = Function::new(mako_auth::router, &state);
+    let response = other
+        .invoke(other_path.to_str().expect("path"), &[("EMAIL", "ip4@example.com")])
+        .await;
+    assert_eq!(
+        response["statusCode"], 201,
+        "another address has its own count: {response}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_route_returns_a_json_404() {
+    let (state, _dir) = state(&[]).await;
+    let auth = Function::new(mako_auth::router, &state);
+
+    let response = auth.invoke("apigw-v2-unknown-route.json", &[]).await;
+
+    assert_eq!(response["statusCode"], 404);
+    assert_eq!(body(&response)["code"], "NOT_FOUND");
+}

@@ -1,0 +1,10 @@
+//! The workspace's integration-test binary: end-to-end tests over HTTP against the local
+//! server, Lambda event tests, restart tests, and the port conformance suites.
+
+mod auth;
+mod conformance;
+mod conventions;
+mod lambda;
+mod oauth;
+mod restart;
+mod workspaces;
