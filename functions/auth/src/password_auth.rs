@@ -15,6 +15,7 @@ use mako_core::http::{ApiJson, ClientAddr, created, ok};
 use mako_core::ids::UserId;
 use mako_core::repo::sessions::Sessions;
 use mako_core::repo::users::{CreateUserError, PublicUser, User, Users};
+use mako_core::text::clean_name;
 use mako_core::{ApiError, ApiResult, AppState};
 use serde::{Deserialize, Serialize};
 
@@ -46,24 +47,14 @@ struct SignedIn {
     csrf_token: String,
 }
 
-/// Trims a display name and checks its length and characters.
+/// Trims an optional display name and checks its length and characters.
 pub(crate) fn normalize_name(name: Option<&str>) -> Result<Option<String>, ApiError> {
-    let Some(name) = name.map(str::trim).filter(|name| !name.is_empty()) else {
-        return Ok(None);
-    };
-    if name.chars().count() > MAX_NAME_CHARS {
-        return Err(ApiError::invalid_field(
-            "name",
-            format!("The name must be at most {MAX_NAME_CHARS} characters long."),
-        ));
+    match name.map(str::trim).filter(|name| !name.is_empty()) {
+        None => Ok(None),
+        Some(name) => clean_name("name", name, MAX_NAME_CHARS)
+            .map(Some)
+            .map_err(|message| ApiError::invalid_field("name", message)),
     }
-    if name.chars().any(char::is_control) {
-        return Err(ApiError::invalid_field(
-            "name",
-            "The name must not contain control characters.",
-        ));
-    }
-    Ok(Some(name.to_owned()))
 }
 
 fn parse_email(text: &str) -> Result<Email, ApiError> {
@@ -135,14 +126,14 @@ pub(crate) async fn register(
     let limiter = RateLimiter::new(&*state.store, limits.window);
     let address = client.label();
     limiter
-        .hit(Limit {
+        .attempt(Limit {
             kind: "register-address",
             subject: &address,
             max: limits.registrations_per_address,
         })
         .await?;
     limiter
-        .hit(Limit {
+        .attempt(Limit {
             kind: "register-email",
             subject: email.as_str(),
             max: limits.registrations_per_email,
@@ -154,7 +145,7 @@ pub(crate) async fn register(
         id: UserId::new(),
         email: email.clone(),
         name,
-        password_hash: Some(password::hash(request.password).await.map_err(ApiError::internal)?),
+        password_hash: Some(password::hash(request.password).await?),
         created_at: now,
         updated_at: now,
     };
@@ -187,22 +178,24 @@ pub(crate) async fn login(
         message: "The email or password is incorrect.".into(),
     };
 
+    // Every attempt counts before the password is checked, so parallel guesses cannot all
+    // slip in before the first failure is recorded. A successful login clears the count.
     let limits = &state.config.rate_limits;
     let limiter = RateLimiter::new(&*state.store, limits.window);
     let failures = Limit {
-        kind: "login-failures",
+        kind: "login-email",
         subject: email.as_str(),
         max: limits.login_failures_per_email,
     };
     let address = client.label();
-    limiter.check(failures).await?;
     limiter
-        .hit(Limit {
+        .attempt(Limit {
             kind: "login-address",
             subject: &address,
             max: limits.logins_per_address,
         })
         .await?;
+    limiter.attempt(failures).await?;
 
     let user = Users::new(&*state.store).find_by_email(&email).await?;
     let matches = if request.password.chars().count() > MAX_PASSWORD_CHARS {
@@ -214,7 +207,6 @@ pub(crate) async fn login(
             .map_err(ApiError::internal)?
     };
     let Some(user) = user.filter(|_| matches) else {
-        limiter.record(failures).await?;
         tracing::info!(client = %address, "login failed");
         return Err(invalid());
     };

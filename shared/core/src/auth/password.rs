@@ -1,9 +1,65 @@
 //! Password hashing with Argon2id (the `argon2` crate's defaults: 19 MiB, 2 passes, 1 lane).
-//! Hashing runs on the blocking pool because it takes tens of milliseconds of CPU.
+//! Hashing runs on the blocking pool because it takes tens of milliseconds of CPU, and a
+//! semaphore bounds how many run at once, so a burst of logins cannot exhaust memory.
+
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use tokio::sync::Semaphore;
+
+use crate::error::ApiError;
+
+/// Longest a request waits for a hashing slot before it gets 503.
+const SLOT_WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    #[error("every password-hashing slot stayed busy for {}s", SLOT_WAIT.as_secs())]
+    Busy,
+    #[error("password hashing failed")]
+    Failed(#[source] anyhow::Error),
+}
+
+impl From<PasswordError> for ApiError {
+    fn from(error: PasswordError) -> Self {
+        match error {
+            PasswordError::Busy => ApiError::Unavailable {
+                message: "The server is busy checking passwords; retry in a few seconds.".into(),
+                retry_after_secs: 2,
+            },
+            PasswordError::Failed(error) => ApiError::Internal(error),
+        }
+    }
+}
+
+/// Returns the semaphore of hashing slots: two per CPU, between 2 and 16, so at most
+/// 16 × 19 MiB is in use for hashing at any time.
+fn slots() -> &'static Semaphore {
+    static SLOTS: OnceLock<Semaphore> = OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Semaphore::new((cpus * 2).clamp(2, 16))
+    })
+}
+
+/// Runs `work` on the blocking pool once a hashing slot is free.
+async fn run_hashing<T: Send + 'static>(
+    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> Result<T, PasswordError> {
+    let permit = match tokio::time::timeout(SLOT_WAIT, slots().acquire()).await {
+        Ok(Ok(permit)) => permit,
+        Ok(Err(_)) | Err(_) => return Err(PasswordError::Busy),
+    };
+    let result = tokio::task::spawn_blocking(work).await;
+    drop(permit);
+    match result {
+        Ok(outcome) => outcome.map_err(PasswordError::Failed),
+        Err(join_error) => Err(PasswordError::Failed(join_error.into())),
+    }
+}
 
 /// Shortest password accepted, in characters.
 pub const MIN_PASSWORD_CHARS: usize = 8;
@@ -30,14 +86,14 @@ pub fn validate_new_password(password: &str) -> Result<(), String> {
 }
 
 /// Hashes a password into a PHC string.
-pub async fn hash(password: String) -> anyhow::Result<String> {
-    tokio::task::spawn_blocking(move || {
+pub async fn hash(password: String) -> Result<String, PasswordError> {
+    run_hashing(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
             .map(|hash| hash.to_string())
             .map_err(|error| anyhow::anyhow!("hashing the password failed: {error}"))
     })
-    .await?
+    .await
 }
 
 /// A valid hash of a random password, verified against when the account does not exist so
@@ -47,8 +103,8 @@ const DUMMY_HASH: &str =
 
 /// Checks a password against a stored hash, or against a dummy hash when `hash` is `None`
 /// (which never matches).
-pub async fn verify(password: String, hash: Option<String>) -> anyhow::Result<bool> {
-    tokio::task::spawn_blocking(move || {
+pub async fn verify(password: String, hash: Option<String>) -> Result<bool, PasswordError> {
+    run_hashing(move || {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| DUMMY_HASH.to_owned());
         let parsed =
@@ -56,7 +112,7 @@ pub async fn verify(password: String, hash: Option<String>) -> anyhow::Result<bo
         let matches = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
         Ok(matches && known)
     })
-    .await?
+    .await
 }
 
 #[cfg(test)]
