@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
@@ -18,9 +18,9 @@ use mako_core::auth::cookies::{OAUTH_STATE_COOKIE, clear_cookie, read_cookie, se
 use mako_core::auth::email::Email;
 use mako_core::auth::tokens::{pkce_challenge, random_token};
 use mako_core::config::OAuthProvider;
-use mako_core::http::ApiQuery;
 use mako_core::ids::UserId;
 use mako_core::ports::SecretString;
+use mako_core::repo::api_keys::ApiKeys;
 use mako_core::repo::oauth_states::{OAuthState, OAuthStates};
 use mako_core::repo::sessions::Sessions;
 use mako_core::repo::users::{CreateUserError, Identity, User, Users};
@@ -185,27 +185,55 @@ async fn start(State(state): State<AuthState>, headers: HeaderMap, provider: Pro
     Ok(response)
 }
 
-#[derive(Deserialize)]
+/// The callback's query parameters. A parameter that appears twice is treated as missing,
+/// which fails the sign-in with `invalid_callback`.
 pub(crate) struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,
 }
 
-pub(crate) async fn callback_google(
-    state: State<AuthState>,
-    headers: HeaderMap,
-    query: ApiQuery<CallbackQuery>,
-) -> Response {
-    callback(state, headers, query, Provider::Google).await
+impl CallbackQuery {
+    fn parse(query: Option<&str>) -> CallbackQuery {
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+        let single = |name: &str| {
+            let mut values = pairs
+                .iter()
+                .filter(|(key, _)| key == name)
+                .map(|(_, value)| value.clone());
+            match (values.next(), values.next()) {
+                (Some(value), None) => Some(value),
+                _ => None,
+            }
+        };
+        CallbackQuery {
+            code: single("code"),
+            state: single("state"),
+            error: single("error"),
+        }
+    }
 }
 
-pub(crate) async fn callback_github(
-    state: State<AuthState>,
-    headers: HeaderMap,
-    query: ApiQuery<CallbackQuery>,
-) -> Response {
-    callback(state, headers, query, Provider::Github).await
+pub(crate) async fn callback_google(state: State<AuthState>, headers: HeaderMap, query: RawQuery) -> Response {
+    callback(
+        state,
+        headers,
+        CallbackQuery::parse(query.0.as_deref()),
+        Provider::Google,
+    )
+    .await
+}
+
+pub(crate) async fn callback_github(state: State<AuthState>, headers: HeaderMap, query: RawQuery) -> Response {
+    callback(
+        state,
+        headers,
+        CallbackQuery::parse(query.0.as_deref()),
+        Provider::Github,
+    )
+    .await
 }
 
 /// A failed sign-in: a short code for the app and the detail for the log.
@@ -224,7 +252,7 @@ fn failure(code: &'static str, detail: impl Into<String>) -> SignInFailure {
 async fn callback(
     State(auth): State<AuthState>,
     headers: HeaderMap,
-    ApiQuery(query): ApiQuery<CallbackQuery>,
+    query: CallbackQuery,
     provider: Provider,
 ) -> Response {
     let state = &auth.app;
@@ -233,7 +261,7 @@ async fn callback(
     let mut response = match outcome {
         Ok(Ok(response)) => response,
         Ok(Err(failure)) => {
-            tracing::warn!(provider = provider.name(), code = failure.code, detail = %failure.detail, "OAuth sign-in failed");
+            tracing::warn!(provider = provider.name(), code = failure.code, detail = ?failure.detail, "OAuth sign-in failed");
             let mut target = state.config.app_url.clone();
             target.query_pairs_mut().append_pair("authError", failure.code);
             Redirect::to(target.as_str()).into_response()
@@ -445,11 +473,12 @@ async fn read_account(auth: &AuthState, provider: Provider, token: &str) -> Resu
     }
 }
 
-/// Removes the password and sessions of an account that an OAuth sign-in just linked by email.
+/// Removes the password, sessions and API keys of an account that an OAuth sign-in just
+/// linked by email.
 ///
 /// Registration does not verify email addresses, so someone else may have registered this
 /// address first and kept its password. The provider has now proven who owns the address, so
-/// the unverified password and any sessions it opened stop working.
+/// the unverified password, the sessions it opened and the API keys it created stop working.
 /// NOTE: a person who registered with a password and later signs in with Google or GitHub
 /// loses password sign-in too. There is no route yet to set a new password.
 async fn secure_linked_account(state: &AppState, user: &User) -> ApiResult<()> {
@@ -457,8 +486,14 @@ async fn secure_linked_account(state: &AppState, user: &User) -> ApiResult<()> {
         return Ok(());
     }
     Users::new(&*state.store).clear_password(&user.id).await?;
-    let revoked = Sessions::new(&*state.store).revoke_all(&user.id).await?;
-    tracing::warn!(user_id = %user.id, revoked, "OAuth link removed the unverified password and ended its sessions");
+    let sessions = Sessions::new(&*state.store).revoke_all(&user.id).await?;
+    let api_keys = ApiKeys::new(&*state.store).revoke_created_by(&user.id, None).await?;
+    tracing::warn!(
+        user_id = %user.id,
+        sessions,
+        api_keys,
+        "OAuth link removed the unverified password and revoked its sessions and API keys"
+    );
     Ok(())
 }
 

@@ -8,8 +8,11 @@ use mako_core::auth::WorkspaceCaller;
 use mako_core::auth::tokens::generate_api_key;
 use mako_core::http::{ApiJson, ApiPath, ApiQuery, PageParams, created, ok, ok_page};
 use mako_core::ids::ApiKeyId;
-use mako_core::repo::api_keys::{ApiKey, ApiKeys, PublicApiKey};
+use mako_core::repo::api_keys::{ApiKey, ApiKeyError, ApiKeys, PublicApiKey};
+use mako_core::text::clean_name;
 use mako_core::{ApiError, ApiResult, AppState};
+
+use crate::{Attempt, retry_on_change};
 use serde::{Deserialize, Serialize};
 
 /// Maximum number of keys per workspace.
@@ -99,24 +102,11 @@ pub(crate) async fn create(
 ) -> ApiResult<Response> {
     access.caller.require_session("create API keys")?;
     access.require(Role::Admin, "creating API keys")?;
-    let name = request.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
-        return Err(ApiError::invalid_field(
-            "name",
-            format!("The key name must be 1 to {MAX_NAME_CHARS} characters without control characters."),
-        ));
-    }
+    let name = clean_name("key name", &request.name, MAX_NAME_CHARS)
+        .map_err(|message| ApiError::invalid_field("name", message))?;
     let role = parse_key_role(request.role.as_deref(), access.role)?;
     let now = Utc::now();
     let expires_at = parse_expiry(&request, now)?;
-
-    let keys = ApiKeys::new(&*state.store);
-    if keys.count(access.workspace_id(), MAX_KEYS_PER_WORKSPACE).await? >= MAX_KEYS_PER_WORKSPACE {
-        return Err(ApiError::conflict(
-            "TOO_MANY_KEYS",
-            format!("A workspace can hold at most {MAX_KEYS_PER_WORKSPACE} API keys; revoke unused ones first."),
-        ));
-    }
 
     let generated = generate_api_key();
     let record = ApiKey {
@@ -131,8 +121,31 @@ pub(crate) async fn create(
         expires_at,
         hash: generated.hash,
     };
-    keys.create(&record).await?;
-    tracing::info!(workspace_id = %record.workspace_id, api_key_id = %record.id, role = %role, "API key created");
+    let record = retry_on_change(&state, access, |access| {
+        let state = state.clone();
+        let record = record.clone();
+        async move {
+            access.require(Role::Admin, "creating API keys")?;
+            let record = ApiKey {
+                role: parse_key_role(Some(record.role.as_str()), access.role)?,
+                ..record
+            };
+            match ApiKeys::new(&*state.store)
+                .create(&access.workspace, &record, MAX_KEYS_PER_WORKSPACE)
+                .await
+            {
+                Ok(()) => Ok(Attempt::Done(record)),
+                Err(ApiKeyError::TooMany { max }) => Err(ApiError::conflict(
+                    "TOO_MANY_KEYS",
+                    format!("A workspace can hold at most {max} API keys; revoke unused ones first."),
+                )),
+                Err(ApiKeyError::Changed | ApiKeyError::NotFound) => Ok(Attempt::Changed),
+                Err(ApiKeyError::Store(error)) => Err(error.into()),
+            }
+        }
+    })
+    .await?;
+    tracing::info!(workspace_id = %record.workspace_id, api_key_id = %record.id, role = %record.role, "API key created");
 
     Ok(created(CreatedKey {
         record: record.public(),
@@ -165,19 +178,27 @@ pub(crate) async fn revoke(
         .parse()
         .map_err(|error: mako_core::ids::InvalidId| ApiError::invalid_field("keyId", error.to_string()))?;
 
-    let keys = ApiKeys::new(&*state.store);
-    let Some(key) = keys.get(access.workspace_id(), &key_id).await? else {
-        return Err(ApiError::not_found(format!(
-            "API key {key_id} was not found in this workspace."
-        )));
-    };
-    match keys.delete(&key.value).await {
-        Ok(()) => {}
-        // Revoked concurrently: the outcome the caller asked for.
-        Err(error) if error.is_condition_failed() => {}
-        Err(error) => return Err(error.into()),
-    }
-    tracing::info!(workspace_id = %key.value.workspace_id, api_key_id = %key_id, "API key revoked");
+    let revoked = retry_on_change(&state, access, |access| {
+        let state = state.clone();
+        let key_id = key_id.clone();
+        async move {
+            access.require(Role::Admin, "revoking API keys")?;
+            let keys = ApiKeys::new(&*state.store);
+            let Some(key) = keys.get(access.workspace_id(), &key_id).await? else {
+                return Err(ApiError::not_found(format!(
+                    "API key {key_id} was not found in this workspace."
+                )));
+            };
+            match keys.delete(&access.workspace, &key.value).await {
+                // Revoked concurrently: the outcome the caller asked for.
+                Ok(()) | Err(ApiKeyError::NotFound) => Ok(Attempt::Done(key.value)),
+                Err(ApiKeyError::Changed | ApiKeyError::TooMany { .. }) => Ok(Attempt::Changed),
+                Err(ApiKeyError::Store(error)) => Err(error.into()),
+            }
+        }
+    })
+    .await?;
+    tracing::info!(workspace_id = %revoked.workspace_id, api_key_id = %key_id, "API key revoked");
     Ok(ok(serde_json::json!({ "id": key_id, "revoked": true })))
 }
 

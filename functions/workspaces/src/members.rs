@@ -1,24 +1,24 @@
 //! Members of a workspace and their roles.
 //!
 //! Admins add, change and remove members, admins and viewers; only owners add, change or
-//! remove owners. Anyone may leave. The last owner can be neither removed nor demoted.
+//! remove owners. A signed-in member may leave on their own. The last owner can be neither
+//! removed nor demoted. A member who is removed loses the API keys they created there.
 
 use axum::extract::State;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use mako_core::access::Role;
-use mako_core::auth::WorkspaceCaller;
 use mako_core::auth::email::Email;
+use mako_core::auth::{AuthMethod, WorkspaceCaller};
 use mako_core::http::{ApiJson, ApiPath, ApiQuery, PageParams, created, ok, ok_page};
-use mako_core::ids::{UserId, WorkspaceId};
-use mako_core::repo::Versioned;
+use mako_core::ids::{InvalidId, UserId};
+use mako_core::repo::api_keys::ApiKeys;
 use mako_core::repo::users::Users;
-use mako_core::repo::workspaces::{Member, Workspace, WorkspaceError, Workspaces};
+use mako_core::repo::workspaces::{Member, WorkspaceError, Workspaces};
 use mako_core::{ApiError, ApiResult, AppState};
 use serde::{Deserialize, Serialize};
 
-/// Attempts at a membership change when the workspace changes concurrently.
-const ATTEMPTS: usize = 3;
+use crate::{Attempt, retry_on_change};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -51,6 +51,11 @@ fn parse_role(text: &str) -> Result<Role, ApiError> {
         .map_err(|message: String| ApiError::invalid_field("role", message))
 }
 
+fn parse_user_id(text: &str) -> Result<UserId, ApiError> {
+    text.parse()
+        .map_err(|error: InvalidId| ApiError::invalid_field("userId", error.to_string()))
+}
+
 fn not_member(user_id: &UserId) -> ApiError {
     ApiError::not_found(format!("User {user_id} is not a member of this workspace."))
 }
@@ -60,19 +65,6 @@ fn last_owner() -> ApiError {
         "LAST_OWNER",
         "A workspace must keep at least one owner; make another member an owner first.",
     )
-}
-
-/// Re-reads a workspace after a concurrent change.
-async fn reload(state: &AppState, id: &WorkspaceId) -> ApiResult<Versioned<Workspace>> {
-    Workspaces::new(&*state.store)
-        .get(id)
-        .await?
-        .filter(|workspace| !workspace.value.deleting)
-        .ok_or_else(|| ApiError::not_found(format!("Workspace {id} was not found.")))
-}
-
-fn concurrent_change() -> ApiError {
-    ApiError::conflict("CONCURRENT_CHANGE", "The workspace's members kept changing; retry.")
 }
 
 pub(crate) async fn list(
@@ -100,42 +92,47 @@ pub(crate) async fn add(
     ApiJson(request): ApiJson<AddMember>,
 ) -> ApiResult<Response> {
     let role = parse_role(&request.role)?;
-    access.require(Role::Admin, "adding members")?;
-    if role == Role::Owner {
-        access.require(Role::Owner, "adding an owner")?;
-    }
     let email = Email::parse(&request.email).map_err(|error| ApiError::invalid_field("email", error.0))?;
+    access.require(Role::Admin, "adding members")?;
     let Some(user) = Users::new(&*state.store).find_by_email(&email).await? else {
         return Err(ApiError::not_found(format!(
             "No account uses the email {email}; ask them to register first."
         )));
     };
 
-    let member = Member {
-        workspace_id: access.workspace_id().clone(),
-        user_id: user.id.clone(),
-        role,
-        joined_at: Utc::now(),
-    };
-    let workspaces = Workspaces::new(&*state.store);
-    let mut workspace = access.workspace.clone();
-    for _ in 0..ATTEMPTS {
-        match workspaces.add_member(&workspace, &member).await {
-            Ok(()) => {
-                tracing::info!(workspace_id = %member.workspace_id, user_id = %member.user_id, role = %role, "member added");
-                return Ok(created(views(&state, vec![member]).await?.pop()));
+    let member = retry_on_change(&state, access, |access| {
+        let state = state.clone();
+        let user_id = user.id.clone();
+        let email = email.clone();
+        async move {
+            access.require(Role::Admin, "adding members")?;
+            if role == Role::Owner {
+                access.require(Role::Owner, "adding an owner")?;
             }
-            Err(WorkspaceError::AlreadyMember) => {
-                return Err(ApiError::conflict(
+            let member = Member {
+                workspace_id: access.workspace_id().clone(),
+                user_id,
+                role,
+                joined_at: Utc::now(),
+            };
+            match Workspaces::new(&*state.store)
+                .add_member(&access.workspace, &member)
+                .await
+            {
+                Ok(()) => Ok(Attempt::Done(member)),
+                Err(WorkspaceError::AlreadyMember) => Err(ApiError::conflict(
                     "ALREADY_MEMBER",
                     format!("{email} is already a member; change their role instead."),
-                ));
+                )),
+                Err(WorkspaceError::Changed) => Ok(Attempt::Changed),
+                Err(error) => Err(ApiError::internal(error)),
             }
-            Err(WorkspaceError::Changed) => workspace = reload(&state, access.workspace_id()).await?,
-            Err(error) => return Err(ApiError::internal(error)),
         }
-    }
-    Err(concurrent_change())
+    })
+    .await?;
+
+    tracing::info!(workspace_id = %member.workspace_id, user_id = %member.user_id, role = %role, "member added");
+    Ok(created(views(&state, vec![member]).await?.pop()))
 }
 
 #[derive(Deserialize)]
@@ -151,37 +148,38 @@ pub(crate) async fn change_role(
     ApiJson(request): ApiJson<ChangeRole>,
 ) -> ApiResult<Response> {
     let role = parse_role(&request.role)?;
-    let user_id: UserId = user_id
-        .parse()
-        .map_err(|error: mako_core::ids::InvalidId| ApiError::invalid_field("userId", error.to_string()))?;
-    access.require(Role::Admin, "changing roles")?;
+    let user_id = parse_user_id(&user_id)?;
 
-    let workspaces = Workspaces::new(&*state.store);
-    let mut workspace = access.workspace.clone();
-    for _ in 0..ATTEMPTS {
-        let member = workspaces
-            .member(access.workspace_id(), &user_id)
-            .await?
-            .ok_or_else(|| not_member(&user_id))?;
-        if member.role == Role::Owner || role == Role::Owner {
-            access.require(Role::Owner, "changing an owner's role or making someone an owner")?;
-        }
-        if member.role == role {
-            return Ok(ok(views(&state, vec![member]).await?.pop()));
-        }
-
-        match workspaces.change_role(&workspace, &member, role).await {
-            Ok(updated) => {
-                tracing::info!(workspace_id = %updated.workspace_id, user_id = %updated.user_id, role = %role, "member role changed");
-                return Ok(ok(views(&state, vec![updated]).await?.pop()));
+    let updated = retry_on_change(&state, access, |access| {
+        let state = state.clone();
+        let user_id = user_id.clone();
+        async move {
+            access.require(Role::Admin, "changing roles")?;
+            let workspaces = Workspaces::new(&*state.store);
+            let member = workspaces
+                .member(access.workspace_id(), &user_id)
+                .await?
+                .ok_or_else(|| not_member(&user_id))?;
+            if member.role == Role::Owner || role == Role::Owner {
+                access.require(Role::Owner, "changing an owner's role or making someone an owner")?;
             }
-            Err(WorkspaceError::LastOwner) => return Err(last_owner()),
-            Err(WorkspaceError::NotMember) => return Err(not_member(&user_id)),
-            Err(WorkspaceError::Changed) => workspace = reload(&state, access.workspace_id()).await?,
-            Err(error) => return Err(ApiError::internal(error)),
+            if member.role == role {
+                return Ok(Attempt::Done(member));
+            }
+
+            match workspaces.change_role(&access.workspace, &member, role).await {
+                Ok(updated) => Ok(Attempt::Done(updated)),
+                Err(WorkspaceError::LastOwner) => Err(last_owner()),
+                Err(WorkspaceError::NotMember) => Err(not_member(&user_id)),
+                Err(WorkspaceError::Changed) => Ok(Attempt::Changed),
+                Err(error) => Err(ApiError::internal(error)),
+            }
         }
-    }
-    Err(concurrent_change())
+    })
+    .await?;
+
+    tracing::info!(workspace_id = %updated.workspace_id, user_id = %updated.user_id, role = %updated.role, "member role changed");
+    Ok(ok(views(&state, vec![updated]).await?.pop()))
 }
 
 pub(crate) async fn remove(
@@ -189,35 +187,49 @@ pub(crate) async fn remove(
     access: WorkspaceCaller,
     ApiPath((_, user_id)): ApiPath<(String, String)>,
 ) -> ApiResult<Response> {
-    let user_id: UserId = user_id
-        .parse()
-        .map_err(|error: mako_core::ids::InvalidId| ApiError::invalid_field("userId", error.to_string()))?;
-    let leaving = &user_id == access.caller.user_id();
-    if !leaving {
-        access.require(Role::Admin, "removing members")?;
-    }
+    let user_id = parse_user_id(&user_id)?;
+    // Only a signed-in person leaves; an API key acting as its creator is a removal.
+    let leaving = matches!(access.caller.method, AuthMethod::Session { .. }) && &user_id == access.caller.user_id();
 
-    let workspaces = Workspaces::new(&*state.store);
-    let mut workspace = access.workspace.clone();
-    for _ in 0..ATTEMPTS {
-        let member = workspaces
-            .member(access.workspace_id(), &user_id)
-            .await?
-            .ok_or_else(|| not_member(&user_id))?;
-        if member.role == Role::Owner && !leaving {
-            access.require(Role::Owner, "removing an owner")?;
-        }
-
-        match workspaces.remove_member(&workspace, &member).await {
-            Ok(()) => {
-                tracing::info!(workspace_id = %member.workspace_id, user_id = %member.user_id, leaving, "member removed");
-                return Ok(ok(serde_json::json!({ "userId": user_id, "removed": true })));
+    let removed = retry_on_change(&state, access, |access| {
+        let state = state.clone();
+        let user_id = user_id.clone();
+        async move {
+            if !leaving {
+                access.require(Role::Admin, "removing members")?;
             }
-            Err(WorkspaceError::LastOwner) => return Err(last_owner()),
-            Err(WorkspaceError::NotMember) => return Err(not_member(&user_id)),
-            Err(WorkspaceError::Changed) => workspace = reload(&state, access.workspace_id()).await?,
-            Err(error) => return Err(ApiError::internal(error)),
+            let workspaces = Workspaces::new(&*state.store);
+            let member = workspaces
+                .member(access.workspace_id(), &user_id)
+                .await?
+                .ok_or_else(|| not_member(&user_id))?;
+            if member.role == Role::Owner && !leaving {
+                access.require(Role::Owner, "removing an owner")?;
+            }
+
+            match workspaces.remove_member(&access.workspace, &member).await {
+                Ok(()) => Ok(Attempt::Done(member)),
+                Err(WorkspaceError::LastOwner) => Err(last_owner()),
+                Err(WorkspaceError::NotMember) => Err(not_member(&user_id)),
+                Err(WorkspaceError::Changed) => Ok(Attempt::Changed),
+                Err(error) => Err(ApiError::internal(error)),
+            }
         }
-    }
-    Err(concurrent_change())
+    })
+    .await?;
+
+    // Their keys would come back to life if they rejoined, so they go now.
+    let revoked_keys = ApiKeys::new(&*state.store)
+        .revoke_created_by(&removed.user_id, Some(&removed.workspace_id))
+        .await?;
+    tracing::info!(
+        workspace_id = %removed.workspace_id,
+        user_id = %removed.user_id,
+        leaving,
+        revoked_keys,
+        "member removed"
+    );
+    Ok(ok(
+        serde_json::json!({ "userId": user_id, "removed": true, "revokedApiKeys": revoked_keys }),
+    ))
 }

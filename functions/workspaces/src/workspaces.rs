@@ -9,7 +9,10 @@ use mako_core::http::{ApiJson, ApiQuery, PageParams, created, ok, ok_page};
 use mako_core::ids::{UserId, WorkspaceId};
 use mako_core::maintenance::purge_workspace;
 use mako_core::repo::workspaces::{Member, Workspace, WorkspaceError, Workspaces};
+use mako_core::text::clean_name;
 use mako_core::{ApiError, ApiResult, AppState};
+
+use crate::{Attempt, retry_on_change};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
@@ -48,23 +51,7 @@ impl WorkspaceView {
 }
 
 fn validate_name(name: &str) -> Result<String, ApiError> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(ApiError::invalid_field("name", "The workspace name is missing."));
-    }
-    if name.chars().count() > MAX_NAME_CHARS {
-        return Err(ApiError::invalid_field(
-            "name",
-            format!("The workspace name must be at most {MAX_NAME_CHARS} characters long."),
-        ));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(ApiError::invalid_field(
-            "name",
-            "The workspace name must not contain control characters.",
-        ));
-    }
-    Ok(name.to_owned())
+    clean_name("workspace name", name, MAX_NAME_CHARS).map_err(|message| ApiError::invalid_field("name", message))
 }
 
 fn validate_slug(slug: &str) -> Result<String, ApiError> {
@@ -144,6 +131,7 @@ pub(crate) async fn create(
             created_at: now,
             updated_at: now,
             owner_count: 1,
+            api_key_count: 0,
             deleting: false,
         };
         let owner = Member {
@@ -223,83 +211,58 @@ pub(crate) async fn update(
     access: WorkspaceCaller,
     ApiJson(request): ApiJson<UpdateWorkspace>,
 ) -> ApiResult<Response> {
-    access.require(Role::Admin, "renaming the workspace")?;
     let name = request.name.as_deref().map(validate_name).transpose()?;
     let slug = request.slug.as_deref().map(validate_slug).transpose()?;
 
-    let workspaces = Workspaces::new(&*state.store);
-    let mut current = access.workspace.clone();
-    // A concurrent membership change bumps the version; re-read and try again.
-    for _ in 0..3 {
-        let mut updated = current.value.clone();
-        if let Some(name) = &name {
-            updated.name = name.clone();
-        }
-        if let Some(slug) = &slug {
-            updated.slug = slug.clone();
-        }
-        updated.updated_at = Utc::now();
+    let view = retry_on_change(&state, access, |access| {
+        let state = state.clone();
+        let (name, slug) = (name.clone(), slug.clone());
+        async move {
+            access.require(Role::Admin, "renaming the workspace")?;
+            let mut updated = access.workspace.value.clone();
+            if let Some(name) = name {
+                updated.name = name;
+            }
+            if let Some(slug) = slug {
+                updated.slug = slug;
+            }
+            updated.updated_at = Utc::now();
 
-        match workspaces.update(&current, &updated).await {
-            Ok(()) => return Ok(ok(WorkspaceView::new(&updated, access.role))),
-            Err(WorkspaceError::SlugTaken) => {
-                return Err(ApiError::conflict(
+            match Workspaces::new(&*state.store).update(&access.workspace, &updated).await {
+                Ok(()) => Ok(Attempt::Done(WorkspaceView::new(&updated, access.role))),
+                Err(WorkspaceError::SlugTaken) => Err(ApiError::conflict(
                     "SLUG_TAKEN",
                     format!("The slug {:?} is taken; choose another.", updated.slug),
-                ));
+                )),
+                Err(WorkspaceError::Changed) => Ok(Attempt::Changed),
+                Err(error) => Err(ApiError::internal(error)),
             }
-            Err(WorkspaceError::Changed) => {
-                current = workspaces
-                    .get(access.workspace_id())
-                    .await?
-                    .filter(|workspace| !workspace.value.deleting)
-                    .ok_or_else(|| {
-                        ApiError::not_found(format!("Workspace {} was not found.", access.workspace_id()))
-                    })?;
-            }
-            Err(error) => return Err(ApiError::internal(error)),
         }
-    }
-    Err(ApiError::conflict(
-        "CONCURRENT_CHANGE",
-        "The workspace kept changing while being updated; retry.",
-    ))
+    })
+    .await?;
+    Ok(ok(view))
 }
 
 pub(crate) async fn delete(State(state): State<AppState>, access: WorkspaceCaller) -> ApiResult<Response> {
-    access.require(Role::Owner, "deleting the workspace")?;
-    let workspaces = Workspaces::new(&*state.store);
-    let workspace_id = access.workspace_id().clone();
-
     // Hide the workspace first; a concurrent membership change only means reading it again.
-    let mut current = access.workspace.clone();
-    let mut marked = false;
-    for _ in 0..3 {
-        match workspaces.mark_deleting(&current).await {
-            Ok(()) => {
-                marked = true;
-                break;
+    let mut workspace = retry_on_change(&state, access, |access| {
+        let state = state.clone();
+        async move {
+            access.require(Role::Owner, "deleting the workspace")?;
+            match Workspaces::new(&*state.store).mark_deleting(&access.workspace).await {
+                Ok(()) => Ok(Attempt::Done(access.workspace.value)),
+                Err(WorkspaceError::Changed) => Ok(Attempt::Changed),
+                Err(error) => Err(ApiError::internal(error)),
             }
-            Err(WorkspaceError::Changed) => match workspaces.get(&workspace_id).await? {
-                Some(workspace) => current = workspace,
-                None => return Err(ApiError::not_found(format!("Workspace {workspace_id} was not found."))),
-            },
-            Err(error) => return Err(ApiError::internal(error)),
         }
-    }
-    if !marked {
-        return Err(ApiError::conflict(
-            "CONCURRENT_CHANGE",
-            "The workspace kept changing while being deleted; retry.",
-        ));
-    }
-
-    let mut workspace = current.value;
+    })
+    .await?;
     workspace.deleting = true;
+
     // If this fails, the workspace stays hidden and the maintenance task finishes the purge.
     let (removed_items, removed_blobs) = purge_workspace(&state, &workspace).await.map_err(ApiError::internal)?;
-    tracing::info!(workspace_id = %workspace_id, removed_items, removed_blobs, "workspace deleted");
-    Ok(ok(serde_json::json!({ "id": workspace_id, "deleted": true })))
+    tracing::info!(workspace_id = %workspace.id, removed_items, removed_blobs, "workspace deleted");
+    Ok(ok(serde_json::json!({ "id": workspace.id, "deleted": true })))
 }
 
 #[cfg(test)]

@@ -62,6 +62,7 @@ fn stub(id: &WorkspaceId) -> Workspace {
         created_at: now,
         updated_at: now,
         owner_count: 0,
+        api_key_count: 0,
         deleting: true,
     }
 }

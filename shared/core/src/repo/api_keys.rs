@@ -1,14 +1,15 @@
 //! API keys: a record in the workspace partition for listing, plus a lookup item addressed
-//! by the key's SHA-256 for authentication. Both are written and deleted together.
+//! by the key's SHA-256 for authentication. Both are written and deleted together, in one
+//! transaction with the workspace record, which keeps the workspace's key count exact.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::workspaces::workspace_partition;
-use super::{Versioned, from_item, to_data};
+use super::workspaces::{Workspace, WorkspaceError, Workspaces, next_meta, workspace_partition};
+use super::{Versioned, from_item, query_records, to_data};
 use crate::access::Role;
 use crate::ids::{ApiKeyId, UserId, WorkspaceId};
-use crate::ports::{Condition, Item, Key, Query, Store, StoreError, Write};
+use crate::ports::{Condition, Index, IndexKey, Item, Key, Query, Store, StoreError, Write};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -18,7 +19,7 @@ pub struct ApiKey {
     pub name: String,
     /// First characters of the key, shown so people can tell keys apart.
     pub prefix: String,
-    /// Most the key may do; it never exceeds its creator's current role.
+    /// Highest role the key acts with; it never exceeds its creator's current role.
     pub role: Role,
     pub created_by: UserId,
     pub created_at: DateTime<Utc>,
@@ -66,6 +67,28 @@ struct Lookup {
     key_id: ApiKeyId,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum ApiKeyError {
+    #[error("the workspace already has {max} API keys")]
+    TooMany { max: u32 },
+    #[error("the API key does not exist")]
+    NotFound,
+    /// The workspace changed since it was read; read it again and retry.
+    #[error("the workspace changed concurrently")]
+    Changed,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<WorkspaceError> for ApiKeyError {
+    fn from(error: WorkspaceError) -> Self {
+        match error {
+            WorkspaceError::Store(error) => ApiKeyError::Store(error),
+            _ => ApiKeyError::Changed,
+        }
+    }
+}
+
 fn record_key(workspace: &WorkspaceId, id: &ApiKeyId) -> Key {
     Key::new(workspace_partition(workspace), format!("APIKEY#{id}"))
 }
@@ -74,10 +97,23 @@ fn lookup_key(hash: &str) -> Key {
     Key::new(format!("APIKEY#{hash}"), "APIKEY")
 }
 
+/// The record item, also listed under its creator in secondary index 1.
 fn record_item(key: &ApiKey, version: u64) -> Result<Item, StoreError> {
-    let mut item = Item::new(record_key(&key.workspace_id, &key.id), to_data(key)?);
+    let mut item = Item::new(record_key(&key.workspace_id, &key.id), to_data(key)?).with_gsi1(IndexKey::new(
+        format!("USER#{}", key.created_by),
+        format!("APIKEY#{}#{}", key.workspace_id, key.id),
+    ));
     item.version = version;
     Ok(item)
+}
+
+/// Maps a failed transaction whose first write is the workspace record.
+fn transaction_error(error: StoreError, conflict: ApiKeyError) -> ApiKeyError {
+    match error {
+        StoreError::ConditionFailed { index: Some(0) } => ApiKeyError::Changed,
+        StoreError::ConditionFailed { .. } => conflict,
+        other => other.into(),
+    }
 }
 
 pub struct ApiKeys<'a> {
@@ -89,7 +125,18 @@ impl<'a> ApiKeys<'a> {
         Self { store }
     }
 
-    pub async fn create(&self, key: &ApiKey) -> Result<(), StoreError> {
+    /// Creates a key, unless the workspace already has `max` keys.
+    pub async fn create(&self, workspace: &Versioned<Workspace>, key: &ApiKey, max: u32) -> Result<(), ApiKeyError> {
+        // The transaction is conditioned on the version this count was read at, so the check
+        // holds at commit time.
+        if workspace.value.api_key_count >= max {
+            return Err(ApiKeyError::TooMany { max });
+        }
+        let meta = next_meta(workspace, |workspace| {
+            workspace.api_key_count += 1;
+            Ok(())
+        })?;
+
         let lookup = Lookup {
             workspace_id: key.workspace_id.clone(),
             key_id: key.id.clone(),
@@ -99,18 +146,21 @@ impl<'a> ApiKeys<'a> {
         // check is missed.
         lookup_item.expires_at = key.expires_at.map(|at| at.timestamp());
 
+        let writes = vec![
+            meta,
+            Write::Put {
+                item: record_item(key, 1)?,
+                condition: Condition::NotExists,
+            },
+            Write::Put {
+                item: lookup_item,
+                condition: Condition::NotExists,
+            },
+        ];
         self.store
-            .transact(vec![
-                Write::Put {
-                    item: record_item(key, 1)?,
-                    condition: Condition::NotExists,
-                },
-                Write::Put {
-                    item: lookup_item,
-                    condition: Condition::NotExists,
-                },
-            ])
+            .transact(writes)
             .await
+            .map_err(|error| transaction_error(error, ApiKeyError::Changed))
     }
 
     /// Finds the key whose hash is `hash`.
@@ -141,47 +191,86 @@ impl<'a> ApiKeys<'a> {
             .begins_with("APIKEY#")
             .limit(limit)
             .after(cursor);
-        let page = self.store.query(&query).await?;
-        let keys = page
-            .items
-            .into_iter()
-            .map(|item| from_item::<ApiKey>(item).map(|v| v.value))
-            .collect::<Result<_, _>>()?;
-        Ok((keys, page.cursor))
-    }
-
-    /// Counts a workspace's keys, stopping at `max`.
-    pub async fn count(&self, workspace: &WorkspaceId, max: u32) -> Result<u32, StoreError> {
-        let mut count = 0;
-        let mut cursor = None;
-        loop {
-            let query = Query::partition(workspace_partition(workspace))
-                .begins_with("APIKEY#")
-                .limit(100)
-                .after(cursor);
-            let page = self.store.query(&query).await?;
-            count += page.items.len() as u32;
-            match page.cursor {
-                Some(next) if count < max => cursor = Some(next),
-                _ => return Ok(count),
-            }
-        }
+        query_records(self.store, &query).await
     }
 
     /// Deletes a key and its lookup together.
-    pub async fn delete(&self, key: &ApiKey) -> Result<(), StoreError> {
+    pub async fn delete(&self, workspace: &Versioned<Workspace>, key: &ApiKey) -> Result<(), ApiKeyError> {
+        let meta = next_meta(workspace, |workspace| {
+            workspace.api_key_count = workspace.api_key_count.saturating_sub(1);
+            Ok(())
+        })?;
+        let writes = vec![
+            meta,
+            Write::Delete {
+                key: record_key(&key.workspace_id, &key.id),
+                condition: Condition::Exists,
+            },
+            Write::Delete {
+                key: lookup_key(&key.hash),
+                condition: Condition::Always,
+            },
+        ];
         self.store
-            .transact(vec![
-                Write::Delete {
-                    key: record_key(&key.workspace_id, &key.id),
-                    condition: Condition::Exists,
-                },
-                Write::Delete {
-                    key: lookup_key(&key.hash),
-                    condition: Condition::Always,
-                },
-            ])
+            .transact(writes)
             .await
+            .map_err(|error| transaction_error(error, ApiKeyError::NotFound))
+    }
+
+    /// Revokes every key `user` created, in one workspace or in all of them, and returns how
+    /// many were revoked. Used when a member leaves and when an unverified password account is
+    /// taken over by a verified sign-in.
+    pub async fn revoke_created_by(&self, user: &UserId, workspace: Option<&WorkspaceId>) -> Result<u64, StoreError> {
+        let prefix = match workspace {
+            Some(workspace) => format!("APIKEY#{workspace}#"),
+            None => "APIKEY#".to_owned(),
+        };
+        let workspaces = Workspaces::new(self.store);
+        let mut revoked = 0;
+
+        // Revoked keys leave the index, so every round reads from the top again. The bound
+        // stops the loop if an index that lags behind keeps returning revoked keys.
+        for _ in 0..100 {
+            let query = Query::index(Index::Gsi1, format!("USER#{user}"))
+                .begins_with(prefix.clone())
+                .limit(100);
+            let (keys, _) = query_records::<ApiKey>(self.store, &query).await?;
+            if keys.is_empty() {
+                break;
+            }
+            for key in keys {
+                if self.revoke_with_retries(&workspaces, &key).await? {
+                    revoked += 1;
+                }
+            }
+        }
+        Ok(revoked)
+    }
+
+    /// Deletes one key, re-reading its workspace after concurrent changes. Returns whether it
+    /// was still there.
+    async fn revoke_with_retries(&self, workspaces: &Workspaces<'_>, key: &ApiKey) -> Result<bool, StoreError> {
+        for _ in 0..5 {
+            let Some(workspace) = workspaces.get(&key.workspace_id).await? else {
+                // The workspace is gone; drop what is left of the key.
+                self.store
+                    .delete(&record_key(&key.workspace_id, &key.id), Condition::Always)
+                    .await?;
+                self.store.delete(&lookup_key(&key.hash), Condition::Always).await?;
+                return Ok(true);
+            };
+            match self.delete(&workspace, key).await {
+                Ok(()) => return Ok(true),
+                Err(ApiKeyError::NotFound) => return Ok(false),
+                Err(ApiKeyError::Changed | ApiKeyError::TooMany { .. }) => continue,
+                Err(ApiKeyError::Store(error)) => return Err(error),
+            }
+        }
+        Err(StoreError::backend(anyhow::anyhow!(
+            "workspace {} kept changing while revoking API key {}",
+            key.workspace_id,
+            key.id
+        )))
     }
 
     /// Deletes the lookup item of a key record read from the workspace partition.

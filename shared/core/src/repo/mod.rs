@@ -29,7 +29,7 @@ pub mod workspaces;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::ports::{Item, StoreError};
+use crate::ports::{Item, Query, Store, StoreError};
 
 /// A record and the store version it was read at.
 #[derive(Clone, Debug)]
@@ -54,4 +54,18 @@ pub(crate) fn from_item<T: DeserializeOwned>(item: Item) -> Result<Versioned<T>,
         ))
     })?;
     Ok(Versioned { value, version })
+}
+
+/// Reads one page of a query and deserializes each item into a record.
+pub(crate) async fn query_records<T: DeserializeOwned>(
+    store: &dyn Store,
+    query: &Query,
+) -> Result<(Vec<T>, Option<String>), StoreError> {
+    let page = store.query(query).await?;
+    let records = page
+        .items
+        .into_iter()
+        .map(|item| from_item::<T>(item).map(|record| record.value))
+        .collect::<Result<_, _>>()?;
+    Ok((records, page.cursor))
 }

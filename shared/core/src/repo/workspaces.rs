@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::api_keys::ApiKeys;
-use super::{Versioned, from_item, to_data};
+use super::{Versioned, from_item, query_records, to_data};
 use crate::access::Role;
 use crate::ids::{UserId, WorkspaceId};
 use crate::ports::{Condition, Index, IndexKey, Item, Key, Query, Store, StoreError, Write};
@@ -24,6 +24,9 @@ pub struct Workspace {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub owner_count: u32,
+    /// Number of API keys, kept exact by the same transactions that create and revoke them.
+    #[serde(default)]
+    pub api_key_count: u32,
     /// Set when deletion starts; a deleting workspace is invisible to everyone.
     #[serde(default)]
     pub deleting: bool,
@@ -99,14 +102,15 @@ fn member_item(member: &Member) -> Result<Item, StoreError> {
     )
 }
 
-/// The workspace record rewritten at the next version, for a membership transaction.
-fn next_meta(current: &Versioned<Workspace>, owner_delta: i64) -> Result<Write, WorkspaceError> {
+/// Returns the write that stores the workspace record at its next version, after `change`,
+/// conditioned on the version read. Membership and API key transactions start with it, so
+/// they are serialized per workspace and the counts in the record stay exact.
+pub(crate) fn next_meta(
+    current: &Versioned<Workspace>,
+    change: impl FnOnce(&mut Workspace) -> Result<(), WorkspaceError>,
+) -> Result<Write, WorkspaceError> {
     let mut workspace = current.value.clone();
-    let owners = i64::from(workspace.owner_count) + owner_delta;
-    if owners < 1 {
-        return Err(WorkspaceError::LastOwner);
-    }
-    workspace.owner_count = u32::try_from(owners).unwrap_or(u32::MAX);
+    change(&mut workspace)?;
     workspace.updated_at = Utc::now();
     Ok(Write::Put {
         item: Item {
@@ -115,6 +119,18 @@ fn next_meta(current: &Versioned<Workspace>, owner_delta: i64) -> Result<Write, 
         },
         condition: Condition::Version(current.version),
     })
+}
+
+/// Returns the change that adds `delta` owners, failing when no owner would be left.
+fn add_owners(delta: i64) -> impl FnOnce(&mut Workspace) -> Result<(), WorkspaceError> {
+    move |workspace| {
+        let owners = i64::from(workspace.owner_count) + delta;
+        if owners < 1 {
+            return Err(WorkspaceError::LastOwner);
+        }
+        workspace.owner_count = u32::try_from(owners).unwrap_or(u32::MAX);
+        Ok(())
+    }
 }
 
 /// Maps a failed membership transaction whose first write is the workspace record.
@@ -228,13 +244,7 @@ impl<'a> Workspaces<'a> {
             .begins_with("MEMBER#")
             .limit(limit)
             .after(cursor);
-        let page = self.store.query(&query).await?;
-        let members = page
-            .items
-            .into_iter()
-            .map(|item| from_item::<Member>(item).map(|v| v.value))
-            .collect::<Result<_, _>>()?;
-        Ok((members, page.cursor))
+        query_records(self.store, &query).await
     }
 
     /// Reads one page of a user's memberships, oldest workspace first.
@@ -248,19 +258,13 @@ impl<'a> Workspaces<'a> {
             .begins_with("WS#")
             .limit(limit)
             .after(cursor);
-        let page = self.store.query(&query).await?;
-        let members = page
-            .items
-            .into_iter()
-            .map(|item| from_item::<Member>(item).map(|v| v.value))
-            .collect::<Result<_, _>>()?;
-        Ok((members, page.cursor))
+        query_records(self.store, &query).await
     }
 
     pub async fn add_member(&self, workspace: &Versioned<Workspace>, member: &Member) -> Result<(), WorkspaceError> {
         let owner_delta = i64::from(member.role == Role::Owner);
         let writes = vec![
-            next_meta(workspace, owner_delta)?,
+            next_meta(workspace, add_owners(owner_delta))?,
             Write::Put {
                 item: member_item(member)?,
                 condition: Condition::NotExists,
@@ -281,7 +285,7 @@ impl<'a> Workspaces<'a> {
         let owner_delta = i64::from(role == Role::Owner) - i64::from(member.role == Role::Owner);
         let updated = Member { role, ..member.clone() };
         let writes = vec![
-            next_meta(workspace, owner_delta)?,
+            next_meta(workspace, add_owners(owner_delta))?,
             Write::Put {
                 item: member_item(&updated)?,
                 condition: Condition::Exists,
@@ -297,7 +301,7 @@ impl<'a> Workspaces<'a> {
     pub async fn remove_member(&self, workspace: &Versioned<Workspace>, member: &Member) -> Result<(), WorkspaceError> {
         let owner_delta = -i64::from(member.role == Role::Owner);
         let writes = vec![
-            next_meta(workspace, owner_delta)?,
+            next_meta(workspace, add_owners(owner_delta))?,
             Write::Delete {
                 key: member_key(&member.workspace_id, &member.user_id),
                 condition: Condition::Exists,
