@@ -92,7 +92,12 @@ where
 
         if let Some(authorization) = parts.headers.get(header::AUTHORIZATION) {
             let text = authorization.to_str().unwrap_or_default().trim();
-            let Some(key) = text.strip_prefix("Bearer ").map(str::trim) else {
+            // Authentication schemes are case-insensitive (RFC 9110, section 11.1).
+            let key = text
+                .split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, key)| key.trim());
+            let Some(key) = key else {
                 return Err(unauthorized(
                     "The Authorization header must be \"Bearer revops_…\" with an API key.",
                 ));
@@ -111,12 +116,17 @@ where
 }
 
 async fn authenticate_key(state: &AppState, key: &str) -> Result<Caller, ApiError> {
-    if !key.starts_with(API_KEY_PREFIX) || !is_api_key_shaped(key) {
+    if !key.starts_with(API_KEY_PREFIX) {
         return Err(unauthorized(
-            "The API key is malformed; API keys start with \"revops_\".",
+            "The API key is malformed: API keys start with \"revops_\".",
         ));
     }
-    let invalid = || unauthorized("The API key is invalid or has been revoked.");
+    if !is_api_key_shaped(key) {
+        return Err(unauthorized(
+            "The API key is malformed: expected \"revops_\" followed by 43 letters, digits, '-' or '_'.",
+        ));
+    }
+    let invalid = || unauthorized("The API key is invalid, revoked or expired.");
     let keys = ApiKeys::new(&*state.store);
     let Some(found) = keys.find_by_hash(&sha256_hex(key)).await? else {
         return Err(invalid());
