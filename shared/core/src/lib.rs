@@ -12,6 +12,7 @@ pub mod ports;
 pub mod repo;
 pub mod state;
 pub mod telemetry;
+pub mod text;
 
 pub use error::{ApiError, ApiResult};
 pub use state::{AppState, Ports};

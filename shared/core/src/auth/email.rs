@@ -1,9 +1,13 @@
-//! Email addresses, normalized at the edge: trimmed and lower-cased, so that one mailbox is
-//! one account however its owner types it.
+//! Email addresses, normalized at the edge: trimmed, NFKC-normalized (so full-width and
+//! other compatibility forms become their plain letters) and lower-cased, so that one
+//! mailbox is one account however its owner types it.
 
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
+use unicode_normalization::UnicodeNormalization;
+
+use crate::text::is_format_char;
 
 /// Maximum length of an address (RFC 5321's path limit less the angle brackets).
 pub const MAX_EMAIL_LEN: usize = 254;
@@ -19,7 +23,7 @@ pub struct InvalidEmail(pub String);
 impl Email {
     /// Normalizes and checks an address typed by a person.
     pub fn parse(text: &str) -> Result<Email, InvalidEmail> {
-        let normalized = text.trim().to_lowercase();
+        let normalized: String = text.trim().nfkc().collect::<String>().to_lowercase();
         let display: String = text.trim().chars().take(80).collect();
 
         if normalized.is_empty() {
@@ -30,9 +34,12 @@ impl Email {
                 "The email address is longer than {MAX_EMAIL_LEN} characters."
             )));
         }
-        if normalized.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if normalized
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || is_format_char(c))
+        {
             return Err(InvalidEmail(format!(
-                "{display:?} is not a valid email address: it contains spaces or control characters."
+                "{display:?} is not a valid email address: it contains spaces, control characters or invisible formatting characters."
             )));
         }
 
@@ -91,6 +98,19 @@ mod tests {
         assert_eq!(
             Email::parse("ÉLODIE@exemple.fr").expect("valid").as_str(),
             "élodie@exemple.fr"
+        );
+    }
+
+    #[test]
+    fn lookalike_addresses_normalize_or_fail() {
+        assert_eq!(
+            Email::parse("ａｄａ@example.com").expect("full-width").as_str(),
+            "ada@example.com"
+        );
+        assert!(Email::parse("ada\u{200B}@example.com").is_err(), "zero-width space");
+        assert!(
+            Email::parse("\u{202E}ada@example.com").is_err(),
+            "right-to-left override"
         );
     }
 
