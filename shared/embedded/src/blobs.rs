@@ -66,9 +66,7 @@ impl FsBlobs {
             temp: root.join("tmp"),
         };
         for dir in [&blobs.refs, &blobs.objects, &blobs.temp] {
-            fs::create_dir_all(dir)
-                .await
-                .with_context(|| format!("failed to create {}", dir.display()))?;
+            crate::create_private_dir(dir).with_context(|| format!("failed to create {}", dir.display()))?;
         }
         blobs.remove_orphans().await?;
         Ok(blobs)
@@ -127,7 +125,7 @@ impl FsBlobs {
         let object = ulid::Ulid::new().to_string();
         let temp_path = self.temp.join(&object);
         let result = async {
-            let mut file = fs::File::create(&temp_path).await.map_err(io_error)?;
+            let mut file = create_private_file(&temp_path).await.map_err(io_error)?;
             let size = tokio::io::copy(&mut body, &mut file).await.map_err(BlobError::Body)?;
             file.sync_all().await.map_err(io_error)?;
             fs::rename(&temp_path, self.objects.join(&object))
@@ -150,12 +148,12 @@ impl FsBlobs {
     async fn write_reference(&self, key: &str, reference: &Reference) -> Result<(), BlobError> {
         let path = self.reference_path(key);
         let parent = path.parent().unwrap_or(&self.refs).to_owned();
-        fs::create_dir_all(&parent).await.map_err(io_error)?;
+        crate::create_private_dir(&parent).map_err(io_error)?;
 
         let temp_path = self.temp.join(format!("{}.ref", reference.object));
         let json = serde_json::to_vec(reference).map_err(BlobError::backend)?;
         let result = async {
-            let mut file = fs::File::create(&temp_path).await?;
+            let mut file = create_private_file(&temp_path).await?;
             file.write_all(&json).await?;
             file.sync_all().await?;
             fs::rename(&temp_path, &path).await?;
@@ -167,6 +165,13 @@ impl FsBlobs {
         }
         result.map_err(io_error)
     }
+}
+
+/// Creates (truncating) a file readable and writable only by the owner.
+async fn create_private_file(path: &Path) -> std::io::Result<fs::File> {
+    let mut options = crate::private_file_options();
+    options.write(true).create(true).truncate(true);
+    Ok(fs::File::from_std(options.open(path)?))
 }
 
 /// Lists every file under `dir`, recursively.

@@ -58,6 +58,15 @@ CREATE TABLE job_dedup (
 /// WAL with `synchronous=FULL` makes every committed transaction survive a crash of the
 /// process or of the machine.
 pub(crate) async fn open(path: &Path) -> anyhow::Result<SqlitePool> {
+    // SQLite gives its -wal and -shm files the database file's permissions, so creating the
+    // file owner-only keeps password and session hashes private.
+    crate::private_file_options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("failed to create the database {}", path.display()))?;
+
     let options = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)

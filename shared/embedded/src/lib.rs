@@ -14,7 +14,7 @@ mod queue;
 mod secrets;
 mod store;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -52,7 +52,7 @@ pub struct Embedded {
 ///
 /// Fails when another process holds the folder's lock.
 pub async fn open(dir: &Path, options: Options) -> anyhow::Result<Embedded> {
-    std::fs::create_dir_all(dir).with_context(|| format!("failed to create the data folder {}", dir.display()))?;
+    create_private_dir(dir).with_context(|| format!("failed to create the data folder {}", dir.display()))?;
     let lock = lock_folder(dir)?;
 
     let pool = database::open(&dir.join("mako.db")).await?;
@@ -72,7 +72,7 @@ pub async fn open(dir: &Path, options: Options) -> anyhow::Result<Embedded> {
 
 fn lock_folder(dir: &Path) -> anyhow::Result<File> {
     let path = dir.join("mako.lock");
-    let file = OpenOptions::new()
+    let file = private_file_options()
         .create(true)
         .truncate(false)
         .write(true)
@@ -88,6 +88,24 @@ fn lock_folder(dir: &Path) -> anyhow::Result<File> {
             Err(error).with_context(|| format!("failed to lock {}", path.display()))
         }
     }
+}
+
+/// Creates a folder (and its parents) readable only by the owner, leaving existing folders'
+/// permissions as they are.
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Returns options that create files readable and writable only by the owner.
+pub(crate) fn private_file_options() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
 }
 
 /// Current Unix time in milliseconds.
