@@ -18,7 +18,9 @@ pub fn http_client() -> reqwest::Client {
 /// Sends the product's logs to the test output when `MAKO_TEST_LOG=1` (the level comes from
 /// `RUST_LOG`, as for the server).
 pub fn init_logging() {
-    if std::env::var("MAKO_TEST_LOG").is_ok_and(|value| value == "1") {
-        mako_core::telemetry::init();
+    if std::env::var("MAKO_TEST_LOG").is_ok_and(|value| value == "1")
+        && let Err(error) = mako_core::telemetry::init()
+    {
+        panic!("invalid logging settings: {error:#}");
     }
 }

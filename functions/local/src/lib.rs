@@ -1,6 +1,8 @@
 //! The local server: every route family mounted in one process over the embedded adapters.
 //! Background work (now the maintenance task) runs in the same process.
 
+mod serve;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,6 +14,9 @@ use mako_core::config::{Config, Environment, Lookup, parse_var};
 use mako_core::{AppState, Ports};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tower_http::timeout::RequestBodyTimeoutLayer;
+
+pub use serve::ServerLimits;
 
 /// Every route family. Adding a family is one line here.
 const FAMILIES: &[fn(AppState) -> Router] = &[mako_auth::router, mako_workspaces::router];
@@ -28,6 +33,28 @@ pub struct LocalSettings {
     pub data_dir: PathBuf,
     /// `MAKO_QUEUE_MAX_ATTEMPTS`: deliveries before a job is dead-lettered.
     pub queue_max_attempts: u32,
+    /// `MAKO_HEADER_TIMEOUT_SECS`, `MAKO_MAX_CONNECTIONS` and `MAKO_SHUTDOWN_GRACE_SECS`.
+    pub limits: ServerLimits,
+    /// `MAKO_BODY_TIMEOUT_SECS`: time a client has to send a request body.
+    pub body_timeout: Duration,
+}
+
+/// Reads a whole number of seconds within `range`.
+fn parse_secs(
+    lookup: &dyn Lookup,
+    variable: &'static str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> anyhow::Result<Duration> {
+    let secs: u64 = parse_var(lookup, variable, default)?;
+    if !range.contains(&secs) {
+        anyhow::bail!(
+            "{variable}={secs} is invalid: expected a whole number of seconds from {} to {}",
+            range.start(),
+            range.end()
+        );
+    }
+    Ok(Duration::from_secs(secs))
 }
 
 impl LocalSettings {
@@ -38,10 +65,22 @@ impl LocalSettings {
         if !(1..=100).contains(&queue_max_attempts) {
             anyhow::bail!("MAKO_QUEUE_MAX_ATTEMPTS={queue_max_attempts} is invalid: expected 1 to 100");
         }
+        let max_connections: usize = parse_var(lookup, "MAKO_MAX_CONNECTIONS", 1024)?;
+        if !(1..=100_000).contains(&max_connections) {
+            anyhow::bail!("MAKO_MAX_CONNECTIONS={max_connections} is invalid: expected 1 to 100000");
+        }
+        let limits = ServerLimits {
+            header_timeout: parse_secs(lookup, "MAKO_HEADER_TIMEOUT_SECS", 30, 1..=3600)?,
+            max_connections,
+            shutdown_grace: parse_secs(lookup, "MAKO_SHUTDOWN_GRACE_SECS", 10, 0..=3600)?,
+        };
+        let body_timeout = parse_secs(lookup, "MAKO_BODY_TIMEOUT_SECS", 30, 1..=3600)?;
         Ok(Self {
             addr,
             data_dir,
             queue_max_attempts,
+            limits,
+            body_timeout,
         })
     }
 
@@ -57,6 +96,7 @@ pub struct Application {
     state: AppState,
     store: Arc<mako_embedded::SqliteStore>,
     data_dir: PathBuf,
+    limits: ServerLimits,
     /// Keeps the embedded adapters (and the data folder's lock) alive.
     _embedded: mako_embedded::Embedded,
 }
@@ -65,6 +105,9 @@ impl Application {
     /// Opens the data folder, builds every route family and binds the listener. Port 0
     /// binds a free port (tests use it).
     pub async fn build(settings: LocalSettings, lookup: &dyn Lookup) -> anyhow::Result<Self> {
+        // Every setting is checked before the port is bound, so a bad value is reported as
+        // such even when the port is taken.
+        Config::from_lookup_with_default(lookup, Some(&format!("http://{}", settings.addr)))?;
         let listener = TcpListener::bind(settings.addr)
             .await
             .with_context(|| format!("failed to listen on {}; set MAKO_ADDR to a free address", settings.addr))?;
@@ -89,7 +132,8 @@ impl Application {
         let routes = FAMILIES
             .iter()
             .fold(Router::new(), |router, family| router.merge(family(state.clone())));
-        let router = mako_core::http::serve_api(routes, &config);
+        let router =
+            mako_core::http::serve_api(routes, &config).layer(RequestBodyTimeoutLayer::new(settings.body_timeout));
 
         Ok(Self {
             listener,
@@ -97,6 +141,7 @@ impl Application {
             state,
             store: embedded.store.clone(),
             data_dir: settings.data_dir,
+            limits: settings.limits,
             _embedded: embedded,
         })
     }
@@ -115,15 +160,13 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    /// Serves until `shutdown` completes, then lets in-flight requests finish within the
+    /// shutdown grace period.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let maintenance = spawn_maintenance(self.state.clone(), self.store.clone());
-        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        serve::serve(self.listener, self.router, self.limits, shutdown).await;
         maintenance.abort();
-        result.context("the HTTP server failed")
+        Ok(())
     }
 }
 

@@ -1,11 +1,24 @@
 //! `mako-local`: the whole API on one machine, over embedded storage.
 
+use std::process::ExitCode;
+
 use mako_core::config::Environment;
 use mako_local::{Application, LocalSettings};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    mako_core::telemetry::init();
+async fn main() -> ExitCode {
+    // Errors print as one line with their causes, never as a debug dump with a backtrace.
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("Error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    mako_core::telemetry::init()?;
 
     let settings = LocalSettings::from_env()?;
     let app = Application::build(settings, &Environment).await?;
