@@ -7,4 +7,5 @@ mod conventions;
 mod lambda;
 mod oauth;
 mod restart;
+mod server;
 mod workspaces;

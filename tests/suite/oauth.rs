@@ -137,6 +137,8 @@ async fn sign_in_links_account_retires_password() {
     let (app, _provider) = app_with(Flavor::Google, account("linked@example.com")).await;
     let squatter = app.user("linked@example.com").await;
     let (_, before) = squatter.get("/api/auth/me").await;
+    let workspace = app.workspace(&squatter, "Squatted").await;
+    let key = app.api_key(&squatter, &workspace, "admin").await;
 
     let owner = app.client();
     sign_in(&app, &owner, "google").await;
@@ -162,6 +164,14 @@ async fn sign_in_links_account_retires_password() {
         status,
         StatusCode::UNAUTHORIZED,
         "the unverified password no longer works"
+    );
+    let (status, _) = app.with_key(&key).get(&format!("/api/workspaces/{workspace}")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the keys it created no longer work");
+    let (status, _) = owner.get(&format!("/api/workspaces/{workspace}")).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the verified owner keeps the account's workspaces"
     );
 }
 
@@ -280,4 +290,23 @@ async fn unconfigured_provider_explains_how_to_configure() {
     );
     let (status, _) = app.client().get("/api/auth/github").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn repeated_callback_parameters_are_refused() {
+    let (app, provider) = app_with(Flavor::Google, account("dup@example.com")).await;
+    let response = app
+        .client()
+        .request(reqwest::Method::GET, "/api/auth/google/callback?code=a&code=b&state=x")
+        .send()
+        .await
+        .expect("callback");
+
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(
+        location(&response).contains("authError=invalid_callback"),
+        "{}",
+        location(&response)
+    );
+    assert_eq!(provider.token_requests(), 0);
 }

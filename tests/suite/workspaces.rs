@@ -676,3 +676,139 @@ async fn password_of_new_member_still_works_after_joining() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["data"]["role"], "member");
 }
+
+#[tokio::test]
+async fn viewer_key_cannot_remove_its_creator() {
+    let (app, [owner, _admin, _member, _viewer], id) = team().await;
+    let key = app.api_key(&owner, &id, "viewer").await;
+    let owner_id = user_id(&owner).await;
+
+    let (status, body) = app
+        .with_key(&key)
+        .delete(&format!("/api/workspaces/{id}/members/{owner_id}"))
+        .await;
+
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a key never leaves on its creator's behalf: {body}"
+    );
+    assert_eq!(owner.get(&format!("/api/workspaces/{id}")).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn removed_members_keys_stay_revoked_after_rejoining() {
+    let (app, [owner, admin, _member, _viewer], id) = team().await;
+    let key = app.api_key(&admin, &id, "member").await;
+    let admin_id = user_id(&admin).await;
+
+    let (status, body) = owner.delete(&format!("/api/workspaces/{id}/members/{admin_id}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["revokedApiKeys"], 1);
+    let (status, _) = owner
+        .post(
+            &format!("/api/workspaces/{id}/members"),
+            json!({ "email": "admin@team.test", "role": "admin" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    assert_eq!(
+        app.with_key(&key).get(&format!("/api/workspaces/{id}")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (_, keys) = owner.get(&format!("/api/workspaces/{id}/api-keys")).await;
+    assert_eq!(
+        keys["data"],
+        json!([]),
+        "the removed member's key is gone from the list"
+    );
+}
+
+#[tokio::test]
+async fn owners_cannot_demote_each_other_at_once() {
+    let (_app, [owner, admin, member, _viewer], id) = team().await;
+    let owner_id = user_id(&owner).await;
+    let admin_id = user_id(&admin).await;
+    let member_id = user_id(&member).await;
+    for target in [&admin_id, &member_id] {
+        let (status, _) = owner
+            .put(
+                &format!("/api/workspaces/{id}/members/{target}"),
+                json!({ "role": "owner" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    // Three owners; two of them demote each other at the same moment. In any serial order
+    // the second demotion comes from someone who is no longer an owner.
+    for _ in 0..5 {
+        let first_path = format!("/api/workspaces/{id}/members/{admin_id}");
+        let second_path = format!("/api/workspaces/{id}/members/{owner_id}");
+        let first = owner.put(&first_path, json!({ "role": "admin" }));
+        let second = admin.put(&second_path, json!({ "role": "admin" }));
+        let ((first_status, _), (second_status, _)) = tokio::join!(first, second);
+        let successes = [first_status, second_status]
+            .iter()
+            .filter(|s| **s == StatusCode::OK)
+            .count();
+        assert_eq!(successes, 1, "{first_status} {second_status}");
+
+        // Restore both as owners through the third owner for the next round.
+        for target in [&owner_id, &admin_id] {
+            let (status, _) = member
+                .put(
+                    &format!("/api/workspaces/{id}/members/{target}"),
+                    json!({ "role": "owner" }),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK);
+        }
+    }
+}
+
+#[tokio::test]
+async fn key_cap_holds_under_parallel_creation() {
+    let app = spawn_app().await;
+    let owner = app.user("cap@example.com").await;
+    let id = app.workspace(&owner, "Cap").await;
+    let path = format!("/api/workspaces/{id}/api-keys");
+    for i in 0..95 {
+        let (status, _) = owner.post(&path, json!({ "name": format!("key {i}") })).await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+
+    let attempts = (0..20).map(|i| {
+        let owner = owner.clone();
+        let path = path.clone();
+        async move {
+            let (status, body) = owner.post(&path, json!({ "name": format!("burst {i}") })).await;
+            (status, body["code"].as_str().unwrap_or_default().to_owned())
+        }
+    });
+    let results = futures::future::join_all(attempts).await;
+
+    let created = results
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::CREATED)
+        .count();
+    let refused = results.iter().filter(|(_, code)| code == "TOO_MANY_KEYS").count();
+    assert_eq!(created, 5, "{results:?}");
+    assert_eq!(refused, 15, "{results:?}");
+    let mut total = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let page_path = match &cursor {
+            Some(cursor) => format!("{path}?cursor={cursor}"),
+            None => path.clone(),
+        };
+        let (_, page) = owner.get(&page_path).await;
+        total += page["data"].as_array().map_or(0, Vec::len);
+        match page["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(total, 100);
+}
