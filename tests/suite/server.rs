@@ -102,7 +102,7 @@ async fn slow_bodies_time_out() {
 }
 
 #[tokio::test]
-async fn shutdown_does_not_wait_forever_for_a_stuck_request() {
+async fn shutdown_drops_stuck_request() {
     let app = spawn_app_with(&[("MAKO_SHUTDOWN_GRACE_SECS", "1"), ("MAKO_BODY_TIMEOUT_SECS", "600")]).await;
     let mut stream = TcpStream::connect(app.base.trim_start_matches("http://"))
         .await
@@ -126,8 +126,8 @@ async fn shutdown_does_not_wait_forever_for_a_stuck_request() {
 
 #[tokio::test]
 async fn invalid_setting_is_reported_before_binding() {
-    let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = taken.local_addr().expect("address").to_string();
+    let occupied = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = occupied.local_addr().expect("address").to_string();
     let dir = tempfile::tempdir().expect("data folder");
     let lookup: std::collections::HashMap<String, String> = [
         ("MAKO_ADDR", addr.as_str()),

@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
 
-/// Longest a request waits for a hashing slot before it gets 503.
+/// Maximum time a request waits for a hashing slot before it gets 503.
 const SLOT_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]

@@ -97,7 +97,7 @@ fn lookup_key(hash: &str) -> Key {
     Key::new(format!("APIKEY#{hash}"), "APIKEY")
 }
 
-/// The record item, also listed under its creator in secondary index 1.
+/// Builds the record item, also listed under its creator in secondary index 1.
 fn record_item(key: &ApiKey, version: u64) -> Result<Item, StoreError> {
     let mut item = Item::new(record_key(&key.workspace_id, &key.id), to_data(key)?).with_gsi1(IndexKey::new(
         format!("USER#{}", key.created_by),
@@ -128,7 +128,7 @@ impl<'a> ApiKeys<'a> {
     /// Creates a key, unless the workspace already has `max` keys.
     pub async fn create(&self, workspace: &Versioned<Workspace>, key: &ApiKey, max: u32) -> Result<(), ApiKeyError> {
         // The transaction is conditioned on the version this count was read at, so the check
-        // holds at commit time.
+        // is still true at commit time.
         if workspace.value.api_key_count >= max {
             return Err(ApiKeyError::TooMany { max });
         }
