@@ -3,6 +3,7 @@
 
 mod auth;
 mod conformance;
+mod connectors;
 mod conventions;
 mod lambda;
 mod oauth;

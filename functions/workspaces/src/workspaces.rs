@@ -132,6 +132,7 @@ pub(crate) async fn create(
             updated_at: now,
             owner_count: 1,
             api_key_count: 0,
+            connection_count: 0,
             deleting: false,
         };
         let owner = Member {

@@ -30,6 +30,89 @@ pub struct Config {
     pub rate_limits: RateLimits,
     pub google: OAuthProvider,
     pub github: OAuthProvider,
+    pub connectors: ConnectorSettings,
+}
+
+/// Where the process runs, which decides what user databases it may reach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deployment {
+    /// The local server: loopback and private addresses are allowed, SQLite files too.
+    Local,
+    /// Lambda: only public addresses (and the allow-list) are reachable, and SQLite is off.
+    Cloud,
+}
+
+/// Settings of connections to users' databases and of query execution.
+#[derive(Clone, Debug)]
+pub struct ConnectorSettings {
+    pub deployment: Deployment,
+    /// Networks the address guard lets through even when they are not public.
+    pub allowed_networks: Vec<Cidr>,
+    /// Folder that SQLite connections may open files in (local server only).
+    pub sqlite_dir: Option<std::path::PathBuf>,
+    /// Time allowed to open a connection.
+    pub connect_timeout: Duration,
+    /// Rows returned when a request sets no limit.
+    pub default_rows: usize,
+    /// Most rows a request may ask for.
+    pub max_rows: usize,
+    /// Most bytes of values in one result; beyond it the result is truncated.
+    pub max_result_bytes: usize,
+    /// Query time limit when a request sets none.
+    pub default_timeout: Duration,
+    /// Longest time limit a request may ask for.
+    pub max_timeout: Duration,
+    /// Most connections per workspace.
+    pub max_connections_per_workspace: u32,
+}
+
+/// An IP network in CIDR notation, such as `10.0.0.0/8` or `fd00::/8`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    pub address: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// Returns whether `ip` is inside this network (IPv4 and IPv6 never match each other).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        match (self.address, ip) {
+            (IpAddr::V4(network), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(network) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(network), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(network) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Cidr, String> {
+        let (address, prefix) = match text.trim().split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text.trim(), None),
+        };
+        let address: std::net::IpAddr = address
+            .parse()
+            .map_err(|_| format!("{text:?} is not an IP address or network such as 10.0.0.0/8"))?;
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(prefix) => prefix
+                .parse::<u8>()
+                .ok()
+                .filter(|prefix| *prefix <= max)
+                .ok_or_else(|| format!("{text:?} has an invalid prefix length; use 0 to {max}"))?,
+        };
+        Ok(Cidr { address, prefix })
+    }
 }
 
 /// Limits on sign-in and registration attempts, counted in the store so that they hold
@@ -142,6 +225,70 @@ fn parse_url(lookup: &dyn Lookup, variable: &'static str, default: &str) -> Resu
     Ok(url)
 }
 
+/// Reads the connector settings. `local` is true for the local server.
+fn connector_settings(lookup: &dyn Lookup, local: bool) -> Result<ConnectorSettings, ConfigError> {
+    let mut allowed_networks = Vec::new();
+    if let Some(list) = lookup.get("MAKO_ALLOWED_DATABASE_NETWORKS") {
+        for entry in list.split(',').map(str::trim).filter(|entry| !entry.is_empty()) {
+            allowed_networks.push(entry.parse::<Cidr>().map_err(|reason| ConfigError {
+                variable: "MAKO_ALLOWED_DATABASE_NETWORKS",
+                value: entry.to_owned(),
+                reason,
+            })?);
+        }
+    }
+    let sqlite_dir = lookup.get("MAKO_SQLITE_DIR").map(std::path::PathBuf::from);
+    let max_rows = parse_number(lookup, "MAKO_EXECUTE_MAX_ROWS", 100_000, 1..=10_000_000)? as usize;
+    let default_rows = parse_number(lookup, "MAKO_EXECUTE_DEFAULT_ROWS", 1_000, 1..=10_000_000)? as usize;
+    let max_timeout = Duration::from_millis(parse_number(
+        lookup,
+        "MAKO_EXECUTE_MAX_TIMEOUT_MS",
+        300_000,
+        100..=3_600_000,
+    )?);
+    let default_timeout = Duration::from_millis(parse_number(
+        lookup,
+        "MAKO_EXECUTE_DEFAULT_TIMEOUT_MS",
+        30_000,
+        100..=3_600_000,
+    )?);
+    if default_rows > max_rows {
+        return Err(ConfigError {
+            variable: "MAKO_EXECUTE_DEFAULT_ROWS",
+            value: default_rows.to_string(),
+            reason: format!("must not exceed MAKO_EXECUTE_MAX_ROWS ({max_rows})"),
+        });
+    }
+    if default_timeout > max_timeout {
+        return Err(ConfigError {
+            variable: "MAKO_EXECUTE_DEFAULT_TIMEOUT_MS",
+            value: default_timeout.as_millis().to_string(),
+            reason: format!(
+                "must not exceed MAKO_EXECUTE_MAX_TIMEOUT_MS ({})",
+                max_timeout.as_millis()
+            ),
+        });
+    }
+    Ok(ConnectorSettings {
+        deployment: if local { Deployment::Local } else { Deployment::Cloud },
+        allowed_networks,
+        sqlite_dir,
+        connect_timeout: Duration::from_millis(parse_number(lookup, "MAKO_CONNECT_TIMEOUT_MS", 10_000, 100..=120_000)?),
+        default_rows,
+        max_rows,
+        max_result_bytes: parse_number(
+            lookup,
+            "MAKO_EXECUTE_MAX_RESULT_BYTES",
+            64 * 1024 * 1024,
+            1024..=1024 * 1024 * 1024,
+        )? as usize,
+        default_timeout,
+        max_timeout,
+        max_connections_per_workspace: parse_number(lookup, "MAKO_MAX_CONNECTIONS_PER_WORKSPACE", 100, 1..=10_000)?
+            as u32,
+    })
+}
+
 /// Returns the origin (`scheme://host[:port]`) of a URL, as browsers send it.
 pub fn origin_of(url: &Url) -> String {
     url.origin().ascii_serialization()
@@ -238,6 +385,8 @@ impl Config {
             user_url: parse_url(lookup, "MAKO_GITHUB_API_URL", "https://api.github.com")?,
         };
 
+        let connectors = connector_settings(lookup, default_public_url.is_some())?;
+
         Ok(Config {
             public_url,
             app_url,
@@ -249,6 +398,7 @@ impl Config {
             rate_limits,
             google,
             github,
+            connectors,
         })
     }
 
@@ -301,6 +451,20 @@ mod tests {
         assert!(error.to_string().contains("from 1"), "{error}");
         let error = Config::from_lookup(&lookup(&[("MAKO_APP_URL", "ftp://x")])).expect_err("bad scheme");
         assert_eq!(error.variable, "MAKO_APP_URL");
+    }
+
+    #[test]
+    fn cidrs_parse_and_match() {
+        let network: Cidr = "10.0.0.0/8".parse().expect("cidr");
+        assert!(network.contains("10.1.2.3".parse().expect("ip")));
+        assert!(!network.contains("11.0.0.1".parse().expect("ip")));
+        let single: Cidr = "fd00:ec2::254".parse().expect("single address");
+        assert_eq!(single.prefix, 128);
+        assert!(single.contains("fd00:ec2::254".parse().expect("ip")));
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
+        assert!("nope".parse::<Cidr>().is_err());
+        let all: Cidr = "0.0.0.0/0".parse().expect("everything");
+        assert!(all.contains("8.8.8.8".parse().expect("ip")));
     }
 
     #[test]

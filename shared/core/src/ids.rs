@@ -112,6 +112,10 @@ id_type!(
     /// Id of an API key (not the key itself).
     ApiKeyId, "key_", "API key"
 );
+id_type!(
+    /// Id of a database connection.
+    ConnectionId, "conn_", "connection"
+);
 
 #[cfg(test)]
 mod tests {

@@ -63,6 +63,7 @@ fn stub(id: &WorkspaceId) -> Workspace {
         updated_at: now,
         owner_count: 0,
         api_key_count: 0,
+        connection_count: 0,
         deleting: true,
     }
 }

@@ -3,7 +3,12 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
+use tokio::sync::OnceCell;
+
 use crate::config::Config;
+use crate::crypto::CredentialCipher;
+use crate::error::ApiError;
+use crate::ports::secrets::MASTER_KEY;
 use crate::ports::{Blobs, Queue, Secrets, Store};
 
 /// One adapter for each port.
@@ -25,6 +30,8 @@ pub struct Inner {
     pub blobs: Arc<dyn Blobs>,
     pub queue: Arc<dyn Queue>,
     pub secrets: Arc<dyn Secrets>,
+    /// Built from the master key on first use.
+    cipher: OnceCell<CredentialCipher>,
 }
 
 impl AppState {
@@ -35,7 +42,23 @@ impl AppState {
             blobs: ports.blobs,
             queue: ports.queue,
             secrets: ports.secrets,
+            cipher: OnceCell::new(),
         }))
+    }
+
+    /// Returns the cipher for connection credentials, reading the master key on first use.
+    pub async fn credential_cipher(&self) -> Result<&CredentialCipher, ApiError> {
+        self.0
+            .cipher
+            .get_or_try_init(|| async {
+                match self.secrets.get(MASTER_KEY).await? {
+                    Some(master) => Ok(CredentialCipher::from_master_key(&master)),
+                    None => Err(ApiError::internal(anyhow::anyhow!(
+                        "the secret {MASTER_KEY} is not set; it encrypts connection credentials"
+                    ))),
+                }
+            })
+            .await
     }
 }
 

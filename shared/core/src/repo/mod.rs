@@ -14,6 +14,7 @@
 //! | member | `WS#<workspaceId>` | `MEMBER#<userId>` | `USER#<userId>` / `WS#<workspaceId>` |
 //! | API key | `WS#<workspaceId>` | `APIKEY#<keyId>` | |
 //! | API key lookup | `APIKEY#<sha256(key)>` | `APIKEY` | |
+//! | connection | `WS#<workspaceId>` | `CONN#<connectionId>` | |
 //! | rate counter | `RATE#<kind>#<subject>` | `<window start>` | |
 //! | pending workspace purge | `PURGE` | `<workspaceId>` | |
 //!
@@ -21,6 +22,7 @@
 //! is what workspace deletion walks.
 
 pub mod api_keys;
+pub mod connections;
 pub mod oauth_states;
 pub mod sessions;
 pub mod users;

@@ -27,6 +27,9 @@ pub struct Workspace {
     /// Number of API keys, kept exact by the same transactions that create and revoke them.
     #[serde(default)]
     pub api_key_count: u32,
+    /// Number of database connections, kept exact like `api_key_count`.
+    #[serde(default)]
+    pub connection_count: u32,
     /// Set when deletion starts; a deleting workspace is invisible to everyone.
     #[serde(default)]
     pub deleting: bool,

@@ -1,0 +1,5 @@
+//! MongoDB support.
+
+pub mod driver;
+pub mod shell;
+pub mod values;

@@ -1,0 +1,598 @@
+//! PostgreSQL through sqlx.
+//!
+//! Statements run one at a time (split like psql does). Without parameters they use the
+//! simple query protocol, whose text results are parsed losslessly per type (see
+//! [`decode`]); with parameters they use the extended protocol, whose binary results are
+//! decoded per type too. Each execution sets `statement_timeout`, so the server stops a slow
+//! query, and records the backend's pid, so a truncated result, a client that goes away or a
+//! missed deadline cancels the query on the server with `pg_cancel_backend`. Connections go
+//! back to the pool only after `ROLLBACK` and `DISCARD ALL`, so no session setting leaks to
+//! the next execution.
+
+mod decode;
+mod schema;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use mako_core::config::ConnectorSettings;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgSslMode, PgValueFormat};
+use sqlx::{Column as _, Connection, Either, Executor, Row, Statement as _, ValueRef};
+
+use crate::error::{ConnectorError, tidy_message};
+use crate::execute::{Caps, ExecuteOutput, ExecuteRequest, ResultSet, row_size, statement_label};
+use crate::params::ParamValue;
+use crate::settings::{ServerConfig, TlsMode};
+use crate::sql::guard::{check_read_only, split_statements};
+use crate::sql::split::{Dialect, Statement};
+use crate::value::{Cell, Column};
+use crate::{ColumnInfo, Database, TableInfo, TestReport};
+
+/// Connections per database and pool.
+const POOL_SIZE: u32 = 5;
+/// Databases of one connection with a pool open at once.
+const MAX_POOLS: usize = 8;
+
+pub struct Postgres {
+    options: PgConnectOptions,
+    default_database: Option<String>,
+    connect_timeout: Duration,
+    pools: Mutex<HashMap<String, PgPool>>,
+    target: String,
+}
+
+fn ssl_mode(tls: TlsMode) -> PgSslMode {
+    match tls {
+        TlsMode::Disable => PgSslMode::Disable,
+        TlsMode::Prefer => PgSslMode::Prefer,
+        TlsMode::Require => PgSslMode::Require,
+        TlsMode::VerifyCa => PgSslMode::VerifyCa,
+        TlsMode::VerifyFull => PgSslMode::VerifyFull,
+    }
+}
+
+impl Postgres {
+    /// Checks the host against the address guard and prepares the pools; connections open on
+    /// first use.
+    pub async fn open(config: ServerConfig, policy: &ConnectorSettings) -> Result<Postgres, ConnectorError> {
+        let addresses = crate::guard::check_host(&config.host, config.port, policy, policy.connect_timeout).await?;
+        // Full verification checks the certificate against the name, so it connects by name;
+        // every other mode connects to the address that was checked.
+        let host = match config.tls {
+            TlsMode::VerifyFull => config.host.clone(),
+            _ => addresses[0].ip().to_string(),
+        };
+
+        let mut options = PgConnectOptions::new_without_pgpass()
+            .host(&host)
+            .port(config.port)
+            .username(&config.username)
+            .ssl_mode(ssl_mode(config.tls))
+            .statement_cache_capacity(0)
+            .application_name("mako")
+            .options([
+                ("DateStyle", "ISO, YMD"),
+                ("TimeZone", "UTC"),
+                ("IntervalStyle", "iso_8601"),
+                ("extra_float_digits", "3"),
+                ("bytea_output", "hex"),
+            ]);
+        if let Some(password) = &config.password {
+            options = options.password(password.expose());
+        }
+
+        Ok(Postgres {
+            options,
+            default_database: config.database.clone(),
+            connect_timeout: policy.connect_timeout,
+            pools: Mutex::new(HashMap::new()),
+            target: format!("{}:{}", config.host, config.port),
+        })
+    }
+
+    /// Returns the pool of `database` (the connection's default when `None`).
+    fn pool(&self, database: Option<&str>) -> Result<PgPool, ConnectorError> {
+        let name = database
+            .map(str::to_owned)
+            .or_else(|| self.default_database.clone())
+            .unwrap_or_default();
+        let mut pools = self
+            .pools
+            .lock()
+            .map_err(|_| ConnectorError::internal(anyhow::anyhow!("pool map poisoned")))?;
+        if let Some(pool) = pools.get(&name) {
+            return Ok(pool.clone());
+        }
+        if pools.len() >= MAX_POOLS
+            && let Some(evicted) = pools.keys().find(|key| **key != name).cloned()
+            && let Some(pool) = pools.remove(&evicted)
+        {
+            tokio::spawn(async move { pool.close().await });
+        }
+
+        let mut options = self.options.clone();
+        if !name.is_empty() {
+            options = options.database(&name);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .min_connections(0)
+            .acquire_timeout(self.connect_timeout)
+            .idle_timeout(Duration::from_secs(300))
+            .max_lifetime(Duration::from_secs(1800))
+            .test_before_acquire(false)
+            .after_release(|connection, _| Box::pin(async move { reset(connection).await }))
+            .connect_lazy_with(options);
+        pools.insert(name, pool.clone());
+        Ok(pool)
+    }
+
+    /// Options of a one-off connection to `database`, used to cancel queries.
+    fn control_options(&self, database: Option<&str>) -> PgConnectOptions {
+        match database.or(self.default_database.as_deref()) {
+            Some(name) if !name.is_empty() => self.options.clone().database(name),
+            _ => self.options.clone(),
+        }
+    }
+
+    async fn acquire(
+        &self,
+        database: Option<&str>,
+        deadline: Instant,
+    ) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, ConnectorError> {
+        let pool = self.pool(database)?;
+        let wait = deadline
+            .saturating_duration_since(Instant::now())
+            .min(self.connect_timeout);
+        match tokio::time::timeout(wait, pool.acquire()).await {
+            Ok(Ok(connection)) => Ok(connection),
+            Ok(Err(error)) => Err(map_error(
+                error,
+                &self.target,
+                database.or(self.default_database.as_deref()),
+            )),
+            Err(_) => Err(ConnectorError::Unreachable {
+                target: self.target.clone(),
+                reason: "connecting timed out".into(),
+            }),
+        }
+    }
+}
+
+/// Ends any open transaction and resets the session before the pool reuses the connection.
+/// Failure closes the connection instead.
+async fn reset(connection: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
+    connection.execute(sqlx::raw_sql("ROLLBACK")).await?;
+    connection.execute(sqlx::raw_sql("DISCARD ALL")).await?;
+    Ok(true)
+}
+
+/// Maps a sqlx error to plain words.
+fn map_error(error: sqlx::Error, target: &str, database: Option<&str>) -> ConnectorError {
+    match error {
+        sqlx::Error::Database(database_error) => {
+            let code = database_error.code().map(|code| code.into_owned());
+            let message = database_error.message().to_owned();
+            match code.as_deref() {
+                Some("28P01") => ConnectorError::AuthenticationFailed,
+                Some("28000") if message.contains("SSL off") || message.contains("no encryption") => {
+                    ConnectorError::TlsRequired
+                }
+                Some("28000") => ConnectorError::AuthenticationFailed,
+                Some("3D000") => ConnectorError::UnknownDatabase {
+                    name: database.unwrap_or_default().to_owned(),
+                },
+                Some("25006") => ConnectorError::ReadOnly {
+                    reason: "this connection or your role only allows reading",
+                    statement: tidy_message(&message),
+                },
+                _ => ConnectorError::QueryFailed {
+                    message: tidy_message(&message),
+                    code,
+                },
+            }
+        }
+        sqlx::Error::Io(io) => ConnectorError::Unreachable {
+            target: target.to_owned(),
+            reason: io_reason(&io),
+        },
+        sqlx::Error::Tls(tls) => ConnectorError::TlsFailed {
+            reason: tidy_message(&tls.to_string()),
+        },
+        sqlx::Error::PoolTimedOut => ConnectorError::Unreachable {
+            target: target.to_owned(),
+            reason: "connecting timed out".into(),
+        },
+        sqlx::Error::Protocol(message) if message.contains("SSL") || message.contains("TLS") => {
+            ConnectorError::TlsFailed {
+                reason: tidy_message(&message),
+            }
+        }
+        other => ConnectorError::internal(other),
+    }
+}
+
+/// Describes an I/O failure of a connection attempt in plain words.
+pub(crate) fn io_reason(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::ConnectionRefused => {
+            "the connection was refused (is the database running and the port right?)".into()
+        }
+        std::io::ErrorKind::TimedOut => "connecting timed out".into(),
+        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof => {
+            "the server closed the connection".into()
+        }
+        _ => tidy_message(&error.to_string()),
+    }
+}
+
+/// Cancels the running query of backend `pid` unless disarmed, also when dropped mid-query
+/// (the client went away), so the query does not keep running on the server.
+struct Canceller {
+    options: PgConnectOptions,
+    pid: i32,
+    armed: bool,
+}
+
+impl Canceller {
+    async fn cancel(&mut self) {
+        if self.armed {
+            self.armed = false;
+            cancel_backend(self.options.clone(), self.pid).await;
+        }
+    }
+
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Canceller {
+    fn drop(&mut self) {
+        if self.armed {
+            let options = self.options.clone();
+            let pid = self.pid;
+            tokio::spawn(async move { cancel_backend(options, pid).await });
+        }
+    }
+}
+
+async fn cancel_backend(options: PgConnectOptions, pid: i32) {
+    let outcome = async {
+        let mut control = sqlx::PgConnection::connect_with(&options).await?;
+        let cancelled: bool = sqlx::query_scalar("SELECT pg_cancel_backend($1)")
+            .bind(pid)
+            .fetch_one(&mut control)
+            .await?;
+        let _ = control.close().await;
+        Ok::<bool, sqlx::Error>(cancelled)
+    }
+    .await;
+    match outcome {
+        Ok(cancelled) => tracing::debug!(pid, cancelled, "cancelled a PostgreSQL query"),
+        Err(error) => tracing::warn!(pid, error = %error, "failed to cancel a PostgreSQL query"),
+    }
+}
+
+impl Postgres {
+    async fn run(
+        &self,
+        request: &ExecuteRequest,
+        statements: &[Statement<'_>],
+        output: &mut ExecuteOutput,
+        caps: &mut Caps,
+    ) -> Result<(), ConnectorError> {
+        let database = request.database.as_deref();
+        let mut connection = self.acquire(database, caps.deadline).await?;
+
+        let timeout_ms = caps.remaining().as_millis().max(1);
+        let setup = format!("SET statement_timeout = {timeout_ms}; SELECT pg_backend_pid()");
+        let rows = connection
+            .fetch_all(sqlx::raw_sql(sqlx::AssertSqlSafe(setup)))
+            .await
+            .map_err(|error| map_error(error, &self.target, database))?;
+        let pid: i32 = rows
+            .first()
+            .and_then(|row| row.try_get::<i32, _>(0).ok())
+            .ok_or_else(|| ConnectorError::internal(anyhow::anyhow!("pg_backend_pid returned no row")))?;
+        let mut canceller = Canceller {
+            options: self.control_options(database),
+            pid,
+            armed: true,
+        };
+
+        if request.read_only {
+            connection
+                .execute(sqlx::raw_sql("BEGIN READ ONLY"))
+                .await
+                .map_err(|error| map_error(error, &self.target, database))?;
+        }
+
+        let remaining = caps.remaining();
+        let work = async {
+            for statement in statements {
+                let set = self
+                    .run_statement(&mut connection, statement, &request.params, caps, &mut canceller)
+                    .await?;
+                output.result_sets.push(set);
+            }
+            Ok::<(), ConnectorError>(())
+        };
+        match tokio::time::timeout(remaining, work).await {
+            Ok(result) => {
+                if let Err(error) = result {
+                    // A statement failed: make sure nothing is still running before reuse.
+                    canceller.disarm();
+                    return Err(match error {
+                        ConnectorError::QueryFailed { code: Some(code), .. } if code == "57014" => {
+                            ConnectorError::Timeout {
+                                timeout: request.timeout,
+                            }
+                        }
+                        other => other,
+                    });
+                }
+            }
+            Err(_) => {
+                canceller.cancel().await;
+                return Err(ConnectorError::Timeout {
+                    timeout: request.timeout,
+                });
+            }
+        }
+        canceller.disarm();
+
+        if request.read_only {
+            connection
+                .execute(sqlx::raw_sql("ROLLBACK"))
+                .await
+                .map_err(|error| map_error(error, &self.target, database))?;
+        }
+        Ok(())
+    }
+
+    async fn run_statement(
+        &self,
+        connection: &mut sqlx::PgConnection,
+        statement: &Statement<'_>,
+        params: &[ParamValue],
+        caps: &mut Caps,
+        canceller: &mut Canceller,
+    ) -> Result<ResultSet, ConnectorError> {
+        let mut set = ResultSet {
+            statement: statement_label(statement.text),
+            ..ResultSet::default()
+        };
+        let mut affected: Option<u64> = None;
+        let mut saw_columns = false;
+        let mut stopped = false;
+
+        {
+            let mut stream = if params.is_empty() {
+                connection.fetch_many(sqlx::raw_sql(sqlx::AssertSqlSafe(statement.text.to_owned())))
+            } else {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.text.to_owned()));
+                for param in params {
+                    query = bind(query, param);
+                }
+                connection.fetch_many(query)
+            };
+
+            loop {
+                let item = match stream.try_next().await {
+                    Ok(Some(item)) => item,
+                    Ok(None) => break,
+                    // The cancel sent when the cap was reached ends the statement with 57014.
+                    Err(sqlx::Error::Database(error)) if stopped && error.code().as_deref() == Some("57014") => break,
+                    Err(error) => return Err(map_error(error, &self.target, None)),
+                };
+                match item {
+                    Either::Left(result) => {
+                        affected = Some(affected.unwrap_or(0) + result.rows_affected());
+                    }
+                    Either::Right(row) => {
+                        if stopped {
+                            continue;
+                        }
+                        if !saw_columns {
+                            set.columns = columns_of(&row);
+                            saw_columns = true;
+                        }
+                        let cells = decode_row(&row);
+                        if caps.admit(row_size(&cells)) {
+                            set.rows.push(cells);
+                        } else {
+                            set.truncated = true;
+                            stopped = true;
+                            // The cap is reached: stop the server from producing the rest,
+                            // then read what is already on its way.
+                            canceller.cancel().await;
+                        }
+                    }
+                }
+            }
+        }
+        if stopped {
+            // The cancel ended this statement; a later statement needs a fresh canceller.
+            canceller.armed = true;
+        }
+
+        set.row_count = set.rows.len();
+        if !saw_columns {
+            if returns_rows(statement) {
+                set.columns = self.describe(connection, statement.text).await.unwrap_or_default();
+            } else {
+                set.affected_rows = affected;
+            }
+        }
+        Ok(set)
+    }
+
+    /// Reads the columns of a statement that returned no rows.
+    async fn describe(&self, connection: &mut sqlx::PgConnection, text: &str) -> Result<Vec<Column>, ConnectorError> {
+        let prepared = connection
+            .prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(text.to_owned())))
+            .await
+            .map_err(|error| map_error(error, &self.target, None))?;
+        Ok(prepared
+            .columns()
+            .iter()
+            .map(|column| decode::column(column.name(), column.type_info()))
+            .collect())
+    }
+}
+
+/// Whether a statement that produced no rows still has result columns to report.
+fn returns_rows(statement: &Statement<'_>) -> bool {
+    let keyword = statement.keyword.as_deref().unwrap_or("");
+    matches!(
+        keyword,
+        "SELECT" | "WITH" | "VALUES" | "TABLE" | "SHOW" | "EXPLAIN" | "FETCH"
+    ) || statement.text.to_ascii_uppercase().contains("RETURNING")
+}
+
+fn columns_of(row: &PgRow) -> Vec<Column> {
+    row.columns()
+        .iter()
+        .map(|column| decode::column(column.name(), column.type_info()))
+        .collect()
+}
+
+fn decode_row(row: &PgRow) -> Vec<Cell> {
+    (0..row.columns().len())
+        .map(|index| {
+            let Ok(value) = row.try_get_raw(index) else {
+                return Cell::NULL;
+            };
+            if value.is_null() {
+                return Cell::NULL;
+            }
+            let type_info = value.type_info().into_owned();
+            match value.format() {
+                PgValueFormat::Text => match value.as_str() {
+                    Ok(text) => decode::text_cell(&type_info, text),
+                    Err(_) => Cell::NULL,
+                },
+                PgValueFormat::Binary => match value.as_bytes() {
+                    Ok(bytes) => decode::binary_cell(&type_info, bytes),
+                    Err(_) => Cell::NULL,
+                },
+            }
+        })
+        .collect()
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds one parameter. Dates, timestamps and decimals travel as text that the compiled
+/// query casts (`$1::date`), and NULL is written as a literal, so no value needs a Rust type
+/// the database might not expect.
+fn bind<'q>(query: PgQuery<'q>, param: &ParamValue) -> PgQuery<'q> {
+    match param {
+        ParamValue::Null | ParamValue::List(_) => query.bind(Option::<String>::None),
+        ParamValue::Bool(value) => query.bind(*value),
+        ParamValue::Int(value) => query.bind(*value),
+        ParamValue::Float(value) => query.bind(*value),
+        ParamValue::Decimal(text) | ParamValue::Text(text) => query.bind(text.clone()),
+        ParamValue::Date(date) => query.bind(date.format("%Y-%m-%d").to_string()),
+        ParamValue::Timestamp(timestamp) => query.bind(timestamp.format("%Y-%m-%dT%H:%M:%S%.f").to_string()),
+        ParamValue::TimestampTz(instant) => query.bind(instant.to_rfc3339()),
+    }
+}
+
+#[async_trait::async_trait]
+impl Database for Postgres {
+    async fn test(&self) -> Result<TestReport, ConnectorError> {
+        let started = Instant::now();
+        let mut connection = sqlx::PgConnection::connect_with(&self.control_options(None))
+            .await
+            .map_err(|error| map_error(error, &self.target, self.default_database.as_deref()))?;
+        let version: String = sqlx::query_scalar("SHOW server_version")
+            .fetch_one(&mut connection)
+            .await
+            .map_err(|error| map_error(error, &self.target, None))?;
+        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let _ = connection.close().await;
+        Ok(TestReport {
+            latency_ms,
+            server_version: format!("PostgreSQL {version}"),
+        })
+    }
+
+    async fn execute(&self, request: ExecuteRequest) -> Result<ExecuteOutput, ConnectorError> {
+        let started = Instant::now();
+        let statements = split_statements(&request.query, Dialect::Postgres)?;
+        if !request.params.is_empty() && statements.len() > 1 {
+            return Err(ConnectorError::InvalidQuery {
+                message: "Parameters work with a single statement; run the statements one at a time.".into(),
+            });
+        }
+        if request.read_only {
+            for statement in &statements {
+                check_read_only(statement, Dialect::Postgres)?;
+            }
+        }
+
+        let mut output = ExecuteOutput::default();
+        let mut caps = Caps::new(&request);
+        self.run(&request, &statements, &mut output, &mut caps).await?;
+        output.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Ok(output)
+    }
+
+    async fn databases(&self) -> Result<Vec<String>, ConnectorError> {
+        schema::databases(self).await
+    }
+
+    async fn tables(&self, database: Option<&str>, schema: Option<&str>) -> Result<Vec<TableInfo>, ConnectorError> {
+        schema::tables(self, database, schema).await
+    }
+
+    async fn columns(
+        &self,
+        database: Option<&str>,
+        schema: Option<&str>,
+        table: &str,
+    ) -> Result<Vec<ColumnInfo>, ConnectorError> {
+        schema::columns(self, database, schema, table).await
+    }
+
+    async fn close(&self) {
+        let pools: Vec<PgPool> = match self.pools.lock() {
+            Ok(mut pools) => pools.drain().map(|(_, pool)| pool).collect(),
+            Err(_) => Vec::new(),
+        };
+        for pool in pools {
+            pool.close().await;
+        }
+    }
+}
+
+impl Postgres {
+    /// Runs a catalog query on `database` and returns its rows.
+    pub(crate) async fn catalog(
+        &self,
+        database: Option<&str>,
+        sql: &'static str,
+        binds: &[&str],
+    ) -> Result<Vec<PgRow>, ConnectorError> {
+        let deadline = Instant::now() + self.connect_timeout + Duration::from_secs(30);
+        let mut connection = self.acquire(database, deadline).await?;
+        let mut query = sqlx::query(sql);
+        for value in binds {
+            query = query.bind(value.to_string());
+        }
+        query
+            .fetch_all(&mut *connection)
+            .await
+            .map_err(|error| map_error(error, &self.target, database))
+    }
+}
+
+impl std::fmt::Debug for Postgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Postgres").field("target", &self.target).finish()
+    }
+}
