@@ -1,10 +1,15 @@
 //! What a query execution takes and returns, and the caps every driver applies while it
 //! reads rows.
+//!
+//! Drivers hand rows to a [`RowSink`] as they read them, so a consumer can write them out
+//! (JSON, CSV, Parquet) without holding the result as values. [`Collect`] is the sink that
+//! keeps everything, for small results and tests.
 
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::error::ConnectorError;
 use crate::params::ParamValue;
 use crate::value::{Cell, Column};
 
@@ -47,9 +52,135 @@ pub struct ResultSet {
 pub struct ExecuteOutput {
     pub result_sets: Vec<ResultSet>,
     pub elapsed_ms: u64,
-    /// Version string of the server, when the driver learned it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub server_version: Option<String>,
+}
+
+/// How one result set ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SetEnd {
+    pub row_count: usize,
+    pub truncated: bool,
+    /// Rows inserted, updated or deleted, for statements that return no rows.
+    pub affected_rows: Option<u64>,
+}
+
+/// Receives the results of an execution while the driver reads them. For each statement,
+/// in order: `begin` with its columns, each row, then `end`. An error from the sink stops the
+/// execution; an error of the execution means the sink's output is incomplete and must be
+/// thrown away.
+pub trait RowSink: Send {
+    fn begin(&mut self, statement: String, columns: Vec<Column>) -> Result<(), ConnectorError>;
+    fn row(&mut self, cells: Vec<Cell>) -> Result<(), ConnectorError>;
+    fn end(&mut self, end: SetEnd) -> Result<(), ConnectorError>;
+}
+
+/// The sink that keeps every result set.
+#[derive(Debug, Default)]
+pub struct Collect {
+    pub sets: Vec<ResultSet>,
+}
+
+impl RowSink for Collect {
+    fn begin(&mut self, statement: String, columns: Vec<Column>) -> Result<(), ConnectorError> {
+        self.sets.push(ResultSet {
+            columns,
+            statement,
+            ..ResultSet::default()
+        });
+        Ok(())
+    }
+
+    fn row(&mut self, cells: Vec<Cell>) -> Result<(), ConnectorError> {
+        match self.sets.last_mut() {
+            Some(set) => {
+                set.rows.push(cells);
+                Ok(())
+            }
+            None => Err(ConnectorError::internal(anyhow::anyhow!("row before begin"))),
+        }
+    }
+
+    fn end(&mut self, end: SetEnd) -> Result<(), ConnectorError> {
+        match self.sets.last_mut() {
+            Some(set) => {
+                set.row_count = end.row_count;
+                set.truncated = end.truncated;
+                set.affected_rows = end.affected_rows;
+                Ok(())
+            }
+            None => Err(ConnectorError::internal(anyhow::anyhow!("end before begin"))),
+        }
+    }
+}
+
+/// Writes one result set to a sink for a driver: begins it at the first row (or when the
+/// driver calls [`SetWriter::begin`] for a statement without rows), applies the caps and
+/// counts rows.
+#[derive(Debug)]
+pub struct SetWriter {
+    statement: String,
+    begun: bool,
+    rows: usize,
+    truncated: bool,
+}
+
+impl SetWriter {
+    pub fn new(statement_text: &str) -> SetWriter {
+        SetWriter {
+            statement: statement_label(statement_text),
+            begun: false,
+            rows: 0,
+            truncated: false,
+        }
+    }
+
+    pub fn is_begun(&self) -> bool {
+        self.begun
+    }
+
+    /// Whether a cap was reached; later rows of the statement are to be skipped.
+    pub fn is_truncated(&self) -> bool {
+        self.truncated
+    }
+
+    /// Begins the result set with `columns`, unless it has begun.
+    pub fn begin(&mut self, sink: &mut dyn RowSink, columns: Vec<Column>) -> Result<(), ConnectorError> {
+        if !self.begun {
+            sink.begin(self.statement.clone(), columns)?;
+            self.begun = true;
+        }
+        Ok(())
+    }
+
+    /// Passes a row on unless a cap is reached. Returns false when the row did not fit: the
+    /// result is truncated there and the driver should stop the query.
+    pub fn row(
+        &mut self,
+        sink: &mut dyn RowSink,
+        caps: &mut Caps,
+        columns: impl FnOnce() -> Vec<Column>,
+        cells: Vec<Cell>,
+    ) -> Result<bool, ConnectorError> {
+        if !self.begun {
+            self.begin(sink, columns())?;
+        }
+        if self.truncated || !caps.admit(row_size(&cells)) {
+            self.truncated = true;
+            return Ok(false);
+        }
+        sink.row(cells)?;
+        self.rows += 1;
+        Ok(true)
+    }
+
+    /// Ends the result set; `affected_rows` is reported only for statements without columns.
+    pub fn end(mut self, sink: &mut dyn RowSink, affected_rows: Option<u64>) -> Result<(), ConnectorError> {
+        self.begin(sink, Vec::new())?;
+        sink.end(SetEnd {
+            row_count: self.rows,
+            truncated: self.truncated,
+            affected_rows,
+        })
+    }
 }
 
 /// Shortens a statement for [`ResultSet::statement`].

@@ -11,6 +11,7 @@ pub mod mongo;
 pub mod mysql;
 pub mod params;
 pub mod postgres;
+pub mod registry;
 pub mod sample;
 pub mod settings;
 pub mod sql;
@@ -20,7 +21,7 @@ pub mod value;
 use serde::Serialize;
 
 pub use error::ConnectorError;
-pub use execute::{ExecuteOutput, ExecuteRequest, ResultSet};
+pub use execute::{Collect, ExecuteOutput, ExecuteRequest, ResultSet, RowSink};
 pub use settings::{ConnectionConfig, ConnectionKind};
 pub use value::PortableType;
 
@@ -77,8 +78,19 @@ pub trait Database: Send + Sync {
     /// Opens a fresh connection, runs a trivial query and reports the latency and version.
     async fn test(&self) -> Result<TestReport, ConnectorError>;
 
-    /// Runs query text within the request's limits.
-    async fn execute(&self, request: ExecuteRequest) -> Result<ExecuteOutput, ConnectorError>;
+    /// Runs query text within the request's limits, handing results to `sink` as they are
+    /// read. Returns the elapsed time in milliseconds.
+    async fn execute_into(&self, request: ExecuteRequest, sink: &mut dyn RowSink) -> Result<u64, ConnectorError>;
+
+    /// Runs query text within the request's limits and keeps every result set.
+    async fn execute(&self, request: ExecuteRequest) -> Result<ExecuteOutput, ConnectorError> {
+        let mut collect = Collect::default();
+        let elapsed_ms = self.execute_into(request, &mut collect).await?;
+        Ok(ExecuteOutput {
+            result_sets: collect.sets,
+            elapsed_ms,
+        })
+    }
 
     /// Lists the databases the user can connect to.
     async fn databases(&self) -> Result<Vec<String>, ConnectorError>;

@@ -258,11 +258,11 @@ fn check_secret(field: &'static str, value: &str) -> Result<String, ConnectorErr
     Ok(value.to_owned())
 }
 
+/// Decodes `%XX` escapes of a URL's user, password or path (a `+` stays a `+` there).
 fn percent_decoded(text: &str) -> String {
-    url::form_urlencoded::parse(format!("x={text}").as_bytes())
-        .next()
-        .map(|(_, value)| value.into_owned())
-        .unwrap_or_default()
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Fields parsed out of a PostgreSQL or MySQL connection string.
@@ -611,8 +611,10 @@ fn resolve_mongo(settings: &StoredSettings, secret: &StoredSecret) -> Result<Con
     }))
 }
 
+/// Percent-encodes a user name, password or option value for a MongoDB URI (a space is
+/// `%20`: the driver does not read `+` as a space).
 fn encode(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 #[cfg(test)]
@@ -626,7 +628,7 @@ mod tests {
     #[test]
     fn postgres_connection_string_fills_fields() {
         let given = input(
-            serde_json::json!({ "connectionString": "postgres://ana%40corp:p%40ss@db.example.com:6543/sales?sslmode=verify-full" }),
+            serde_json::json!({ "connectionString": "postgres://ana%40corp:p%40s+s@db.example.com:6543/sales?sslmode=verify-full" }),
         );
         let (settings, secret) = merge_input(ConnectionKind::Postgres, &given, None).expect("valid");
 
@@ -635,7 +637,11 @@ mod tests {
         assert_eq!(settings.database.as_deref(), Some("sales"));
         assert_eq!(settings.username.as_deref(), Some("ana@corp"));
         assert_eq!(settings.tls, Some(TlsMode::VerifyFull));
-        assert_eq!(secret.password.as_deref(), Some("p@ss"));
+        assert_eq!(
+            secret.password.as_deref(),
+            Some("p@s+s"),
+            "a plus sign is not a space here"
+        );
         assert_eq!(
             secret.connection_string, None,
             "nothing of the string is kept beyond its fields"
@@ -740,7 +746,12 @@ mod tests {
         };
         assert_eq!(config.hosts, vec![("mongo.local".to_owned(), 27018)]);
         assert_eq!(config.database.as_deref(), Some("shop"));
-        assert!(config.uri.expose().starts_with("mongodb://app:p+w@mongo.local:27018/?"));
+        assert!(
+            config
+                .uri
+                .expose()
+                .starts_with("mongodb://app:p%20w@mongo.local:27018/?")
+        );
         assert!(config.uri.expose().contains("authSource=admin"));
     }
 

@@ -19,7 +19,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteRow};
 use sqlx::{Column as _, Connection, Either, Executor, Row, TypeInfo, ValueRef};
 
 use crate::error::{ConnectorError, tidy_message};
-use crate::execute::{Caps, ExecuteOutput, ExecuteRequest, ResultSet, row_size, statement_label};
+use crate::execute::{Caps, ExecuteRequest, RowSink, SetWriter};
 use crate::params::ParamValue;
 use crate::sql::guard::{check_allowed, check_read_only, split_statements};
 use crate::sql::split::{Dialect, Statement};
@@ -258,12 +258,10 @@ impl Sqlite {
         statement: &Statement<'_>,
         params: &[ParamValue],
         caps: &mut Caps,
+        sink: &mut dyn RowSink,
         stop: &AtomicBool,
-    ) -> Result<ResultSet, ConnectorError> {
-        let mut set = ResultSet {
-            statement: statement_label(statement.text),
-            ..ResultSet::default()
-        };
+    ) -> Result<(), ConnectorError> {
+        let mut writer = SetWriter::new(statement.text);
         let mut affected = None;
         let returns_rows = matches!(
             statement.keyword.as_deref(),
@@ -291,13 +289,13 @@ impl Sqlite {
                     Ok(Some(item)) => item,
                     Ok(None) => break,
                     // The progress handler interrupted the statement because the cap was reached.
-                    Err(_) if set.truncated => break,
+                    Err(_) if writer.is_truncated() => break,
                     Err(error) => return Err(map_error(error, &self.path)),
                 };
                 match item {
                     Either::Left(result) => affected = Some(affected.unwrap_or(0) + result.rows_affected()),
                     Either::Right(row) => {
-                        if set.truncated {
+                        if writer.is_truncated() {
                             continue;
                         }
                         let columns = columns.get_or_insert_with(|| {
@@ -316,10 +314,7 @@ impl Sqlite {
                             first_row = false;
                         }
                         let cells = decode_row(&row, columns);
-                        if caps.admit(row_size(&cells)) {
-                            set.rows.push(cells);
-                        } else {
-                            set.truncated = true;
+                        if !writer.row(sink, caps, || columns.clone(), cells)? {
                             stop.store(true, Ordering::Relaxed);
                         }
                     }
@@ -328,12 +323,13 @@ impl Sqlite {
         }
         stop.store(false, Ordering::Relaxed);
 
-        set.row_count = set.rows.len();
         match columns {
-            Some(columns) => set.columns = columns,
-            None => set.affected_rows = affected,
+            Some(columns) => {
+                writer.begin(sink, columns)?;
+                writer.end(sink, None)
+            }
+            None => writer.end(sink, affected),
         }
-        Ok(set)
     }
 }
 
@@ -353,7 +349,7 @@ impl Database for Sqlite {
         })
     }
 
-    async fn execute(&self, request: ExecuteRequest) -> Result<ExecuteOutput, ConnectorError> {
+    async fn execute_into(&self, request: ExecuteRequest, sink: &mut dyn RowSink) -> Result<u64, ConnectorError> {
         let started = Instant::now();
         let statements = split_statements(&request.query, Dialect::Sqlite)?;
         for statement in &statements {
@@ -384,13 +380,19 @@ impl Database for Sqlite {
             });
         }
 
-        let mut output = ExecuteOutput::default();
         for statement in &statements {
             match self
-                .run_statement(&mut connection, statement, &request.params, &mut caps, &stop)
+                .run_statement(
+                    &mut connection,
+                    statement,
+                    &request.params,
+                    &mut caps,
+                    &mut *sink,
+                    &stop,
+                )
                 .await
             {
-                Ok(set) => output.result_sets.push(set),
+                Ok(()) => {}
                 Err(ConnectorError::Timeout { .. }) => {
                     return Err(ConnectorError::Timeout {
                         timeout: request.timeout,
@@ -400,8 +402,7 @@ impl Database for Sqlite {
             }
         }
         let _ = connection.close().await;
-        output.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        Ok(output)
+        Ok(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX))
     }
 
     async fn databases(&self) -> Result<Vec<String>, ConnectorError> {

@@ -16,7 +16,7 @@ use mongodb::{Client, Collection};
 use super::shell::{MongoCommand, MongoOperation, UpdateSpec, parse};
 use super::values::{Table, column_for};
 use crate::error::{ConnectorError, tidy_message};
-use crate::execute::{Caps, ExecuteOutput, ExecuteRequest, ResultSet, statement_label};
+use crate::execute::{Caps, ExecuteRequest, RowSink, SetEnd, SetWriter};
 use crate::settings::{MongoConfig, TlsMode};
 use crate::value::{Cell, Column, PortableType};
 use crate::{ColumnInfo, Database, TableInfo, TestReport};
@@ -143,23 +143,29 @@ fn map_error(error: mongodb::error::Error, target: &str) -> ConnectorError {
     }
 }
 
-/// A result set of one column and one value, for counts.
-fn single(name: &str, portable: PortableType, cell: Cell, label: String) -> ResultSet {
-    ResultSet {
-        columns: vec![Column::new(name, portable, "")],
-        rows: vec![vec![cell]],
-        row_count: 1,
-        truncated: false,
-        affected_rows: None,
-        statement: label,
-    }
+/// What a command produced, before it is written to the sink.
+enum Outcome {
+    Documents(Table),
+    Count(u64),
+    Affected(u64),
 }
 
-fn affected(count: u64, label: String) -> ResultSet {
-    ResultSet {
-        affected_rows: Some(count),
-        statement: label,
-        ..ResultSet::default()
+impl Outcome {
+    fn write(self, statement: &str, sink: &mut dyn RowSink) -> Result<(), ConnectorError> {
+        match self {
+            Outcome::Documents(table) => table.finish(statement, sink),
+            Outcome::Count(count) => {
+                let mut writer = SetWriter::new(statement);
+                writer.begin(sink, vec![Column::new("count", PortableType::Int64, "long")])?;
+                sink.row(vec![Cell::big_int(count)])?;
+                sink.end(SetEnd {
+                    row_count: 1,
+                    truncated: false,
+                    affected_rows: None,
+                })
+            }
+            Outcome::Affected(count) => SetWriter::new(statement).end(sink, Some(count)),
+        }
     }
 }
 
@@ -169,9 +175,8 @@ impl Mongo {
         command: MongoCommand,
         request: &ExecuteRequest,
         caps: &mut Caps,
-    ) -> Result<ResultSet, ConnectorError> {
+    ) -> Result<Outcome, ConnectorError> {
         let database = self.client.database(self.database_name(request.database.as_deref())?);
-        let label = statement_label(&request.query);
         let max_time = caps.remaining().max(Duration::from_millis(1));
 
         let Some(collection_name) = command.collection.clone() else {
@@ -183,7 +188,7 @@ impl Mongo {
             for name in names {
                 table.push(doc! { "name": name }, caps);
             }
-            return Ok(table.finish(label));
+            return Ok(Outcome::Documents(table));
         };
         let collection: Collection<Document> = database.collection(&collection_name);
 
@@ -211,7 +216,7 @@ impl Mongo {
                     action = action.skip(skip);
                 }
                 let cursor = action.await.map_err(|error| map_error(error, &self.target))?;
-                self.collect(cursor, caps, label).await
+                self.collect(cursor, caps).await
             }
             MongoOperation::FindOne {
                 filter,
@@ -230,7 +235,7 @@ impl Mongo {
                     action = action.skip(skip);
                 }
                 let cursor = action.await.map_err(|error| map_error(error, &self.target))?;
-                self.collect(cursor, caps, label).await
+                self.collect(cursor, caps).await
             }
             MongoOperation::Aggregate { pipeline, options } => {
                 let mut action = collection.aggregate(pipeline).max_time(max_time);
@@ -240,7 +245,7 @@ impl Mongo {
                     action = action.allow_disk_use(true);
                 }
                 let cursor = action.await.map_err(|error| map_error(error, &self.target))?;
-                self.collect(cursor, caps, label).await
+                self.collect(cursor, caps).await
             }
             MongoOperation::CountDocuments { filter, skip, limit } => {
                 let mut action = collection.count_documents(filter).max_time(max_time);
@@ -251,7 +256,7 @@ impl Mongo {
                     action = action.limit(limit);
                 }
                 let count = action.await.map_err(|error| map_error(error, &self.target))?;
-                Ok(single("count", PortableType::Int64, Cell::big_int(count), label))
+                Ok(Outcome::Count(count))
             }
             MongoOperation::EstimatedDocumentCount => {
                 let count = collection
@@ -259,7 +264,7 @@ impl Mongo {
                     .max_time(max_time)
                     .await
                     .map_err(|error| map_error(error, &self.target))?;
-                Ok(single("count", PortableType::Int64, Cell::big_int(count), label))
+                Ok(Outcome::Count(count))
             }
             MongoOperation::Distinct { field, filter } => {
                 let values = collection
@@ -275,21 +280,21 @@ impl Mongo {
                         break;
                     }
                 }
-                Ok(table.finish(label))
+                Ok(Outcome::Documents(table))
             }
             MongoOperation::InsertOne { document } => {
                 collection
                     .insert_one(document)
                     .await
                     .map_err(|error| map_error(error, &self.target))?;
-                Ok(affected(1, label))
+                Ok(Outcome::Affected(1))
             }
             MongoOperation::InsertMany { documents } => {
                 let result = collection
                     .insert_many(documents)
                     .await
                     .map_err(|error| map_error(error, &self.target))?;
-                Ok(affected(result.inserted_ids.len() as u64, label))
+                Ok(Outcome::Affected(result.inserted_ids.len() as u64))
             }
             MongoOperation::UpdateOne { filter, update, upsert } => {
                 let result = match update {
@@ -297,9 +302,8 @@ impl Mongo {
                     UpdateSpec::Pipeline(pipeline) => collection.update_one(filter, pipeline).upsert(upsert).await,
                 }
                 .map_err(|error| map_error(error, &self.target))?;
-                Ok(affected(
+                Ok(Outcome::Affected(
                     result.modified_count + u64::from(result.upserted_id.is_some()),
-                    label,
                 ))
             }
             MongoOperation::UpdateMany { filter, update, upsert } => {
@@ -308,9 +312,8 @@ impl Mongo {
                     UpdateSpec::Pipeline(pipeline) => collection.update_many(filter, pipeline).upsert(upsert).await,
                 }
                 .map_err(|error| map_error(error, &self.target))?;
-                Ok(affected(
+                Ok(Outcome::Affected(
                     result.modified_count + u64::from(result.upserted_id.is_some()),
-                    label,
                 ))
             }
             MongoOperation::ReplaceOne {
@@ -323,9 +326,8 @@ impl Mongo {
                     .upsert(upsert)
                     .await
                     .map_err(|error| map_error(error, &self.target))?;
-                Ok(affected(
+                Ok(Outcome::Affected(
                     result.modified_count + u64::from(result.upserted_id.is_some()),
-                    label,
                 ))
             }
             MongoOperation::DeleteOne { filter } => {
@@ -333,14 +335,14 @@ impl Mongo {
                     .delete_one(filter)
                     .await
                     .map_err(|error| map_error(error, &self.target))?;
-                Ok(affected(result.deleted_count, label))
+                Ok(Outcome::Affected(result.deleted_count))
             }
             MongoOperation::DeleteMany { filter } => {
                 let result = collection
                     .delete_many(filter)
                     .await
                     .map_err(|error| map_error(error, &self.target))?;
-                Ok(affected(result.deleted_count, label))
+                Ok(Outcome::Affected(result.deleted_count))
             }
             MongoOperation::ListCollections => {
                 let names = database
@@ -351,19 +353,14 @@ impl Mongo {
                 for name in names {
                     table.push(doc! { "name": name }, caps);
                 }
-                Ok(table.finish(label))
+                Ok(Outcome::Documents(table))
             }
         }
     }
 
     /// Reads documents until the cursor ends or a cap is reached; dropping the cursor then
     /// kills it on the server.
-    async fn collect(
-        &self,
-        mut cursor: mongodb::Cursor<Document>,
-        caps: &mut Caps,
-        label: String,
-    ) -> Result<ResultSet, ConnectorError> {
+    async fn collect(&self, mut cursor: mongodb::Cursor<Document>, caps: &mut Caps) -> Result<Outcome, ConnectorError> {
         let mut table = Table::default();
         while let Some(document) = cursor
             .try_next()
@@ -374,7 +371,7 @@ impl Mongo {
                 break;
             }
         }
-        Ok(table.finish(label))
+        Ok(Outcome::Documents(table))
     }
 }
 
@@ -398,7 +395,7 @@ impl Database for Mongo {
         })
     }
 
-    async fn execute(&self, request: ExecuteRequest) -> Result<ExecuteOutput, ConnectorError> {
+    async fn execute_into(&self, request: ExecuteRequest, sink: &mut dyn RowSink) -> Result<u64, ConnectorError> {
         let started = Instant::now();
         let command = parse(&request.query).map_err(|error| ConnectorError::InvalidQuery {
             message: format!("The MongoDB query is invalid: {error}."),
@@ -422,8 +419,8 @@ impl Database for Mongo {
 
         let mut caps = Caps::new(&request);
         let remaining = caps.remaining();
-        let set = match tokio::time::timeout(remaining, self.run(command, &request, &mut caps)).await {
-            Ok(Ok(set)) => set,
+        let outcome = match tokio::time::timeout(remaining, self.run(command, &request, &mut caps)).await {
+            Ok(Ok(outcome)) => outcome,
             Ok(Err(ConnectorError::Timeout { .. })) | Err(_) => {
                 return Err(ConnectorError::Timeout {
                     timeout: request.timeout,
@@ -431,11 +428,8 @@ impl Database for Mongo {
             }
             Ok(Err(error)) => return Err(error),
         };
-        Ok(ExecuteOutput {
-            result_sets: vec![set],
-            elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            server_version: None,
-        })
+        outcome.write(&request.query, sink)?;
+        Ok(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX))
     }
 
     async fn databases(&self) -> Result<Vec<String>, ConnectorError> {

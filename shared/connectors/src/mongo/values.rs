@@ -13,7 +13,8 @@ use base64::engine::general_purpose::STANDARD;
 use mongodb::bson::{Bson, Document, spec::ElementType};
 use serde_json::{Map, Value, json};
 
-use crate::execute::{Caps, ResultSet, row_size};
+use crate::error::ConnectorError;
+use crate::execute::{Caps, RowSink, SetEnd, row_size, statement_label};
 use crate::value::{Cell, Column, PortableType};
 
 /// Portable type and BSON type name of one value.
@@ -148,7 +149,8 @@ impl Table {
         true
     }
 
-    pub fn finish(self, statement: String) -> ResultSet {
+    /// Writes the documents as one result set, their columns being the union of their keys.
+    pub fn finish(self, statement: &str, sink: &mut dyn RowSink) -> Result<(), ConnectorError> {
         let mut columns = Vec::with_capacity(self.keys.len());
         for key in &self.keys {
             let values: Vec<Bson> = self
@@ -159,28 +161,26 @@ impl Table {
             let (portable, native) = column_for(&values);
             columns.push(Column::new(key.clone(), portable, native));
         }
-        let rows: Vec<Vec<Cell>> = self
-            .documents
-            .iter()
-            .map(|document| {
-                columns
-                    .iter()
-                    .map(|column| match document.get(&column.name) {
-                        None => Cell::NULL,
-                        Some(value) if column.portable == PortableType::Mixed => Cell::Value(extended_json(value)),
-                        Some(value) => plain_cell(column.portable, value),
-                    })
-                    .collect()
-            })
-            .collect();
-        ResultSet {
-            row_count: rows.len(),
-            columns,
-            rows,
+        let row_count = self.documents.len();
+        let cells_of = |document: &Document| -> Vec<Cell> {
+            columns
+                .iter()
+                .map(|column| match document.get(&column.name) {
+                    None => Cell::NULL,
+                    Some(value) if column.portable == PortableType::Mixed => Cell::Value(extended_json(value)),
+                    Some(value) => plain_cell(column.portable, value),
+                })
+                .collect()
+        };
+        sink.begin(statement_label(statement), columns.clone())?;
+        for document in &self.documents {
+            sink.row(cells_of(document))?;
+        }
+        sink.end(SetEnd {
+            row_count,
             truncated: self.truncated,
             affected_rows: None,
-            statement,
-        }
+        })
     }
 }
 
@@ -188,6 +188,12 @@ impl Table {
 mod tests {
     use super::*;
     use mongodb::bson::{doc, oid::ObjectId};
+
+    fn finish(table: Table) -> crate::execute::ResultSet {
+        let mut collect = crate::execute::Collect::default();
+        table.finish("q", &mut collect).expect("finish");
+        collect.sets.remove(0)
+    }
 
     fn caps() -> Caps {
         Caps::new(&crate::execute::ExecuteRequest {
@@ -208,7 +214,7 @@ mod tests {
         table.push(doc! { "_id": 1, "a": 1 }, &mut caps);
         table.push(doc! { "_id": 2, "b": "x" }, &mut caps);
 
-        let set = table.finish("q".into());
+        let set = finish(table);
 
         let names: Vec<&str> = set.columns.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, vec!["_id", "a", "b"]);
@@ -232,7 +238,7 @@ mod tests {
             &mut caps,
         );
 
-        let set = table.finish("q".into());
+        let set = finish(table);
         let rows = serde_json::to_value(&set.rows).expect("rows");
 
         assert_eq!(rows[0][0], json!("64f1a2b3c4d5e6f708091a2b"));

@@ -25,7 +25,7 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow, My
 use sqlx::{Column as _, Connection, Either, Executor, Row, ValueRef};
 
 use crate::error::{ConnectorError, tidy_message};
-use crate::execute::{Caps, ExecuteOutput, ExecuteRequest, ResultSet, row_size, statement_label};
+use crate::execute::{Caps, ExecuteRequest, RowSink, SetWriter};
 use crate::params::ParamValue;
 use crate::postgres::io_reason;
 use crate::settings::{ServerConfig, TlsMode};
@@ -323,7 +323,7 @@ impl MySql {
         &self,
         request: &ExecuteRequest,
         statements: &[Statement<'_>],
-        output: &mut ExecuteOutput,
+        sink: &mut dyn RowSink,
         caps: &mut Caps,
     ) -> Result<(), ConnectorError> {
         let database = request.database.as_deref();
@@ -360,16 +360,16 @@ impl MySql {
         let remaining = caps.remaining();
         let work = async {
             for statement in statements {
-                let set = run_statement(
+                run_statement(
                     &mut connection,
                     statement,
                     &request.params,
                     caps,
+                    &mut *sink,
                     &mut killer,
                     &self.target,
                 )
                 .await?;
-                output.result_sets.push(set);
             }
             Ok::<(), ConnectorError>(())
         };
@@ -411,16 +411,12 @@ async fn run_statement(
     statement: &Statement<'_>,
     params: &[ParamValue],
     caps: &mut Caps,
+    sink: &mut dyn RowSink,
     killer: &mut Killer,
     target: &str,
-) -> Result<ResultSet, ConnectorError> {
-    let mut set = ResultSet {
-        statement: statement_label(statement.text),
-        ..ResultSet::default()
-    };
+) -> Result<(), ConnectorError> {
+    let mut writer = SetWriter::new(statement.text);
     let mut affected: Option<u64> = None;
-    let mut saw_columns = false;
-    let mut stopped = false;
 
     {
         let mut stream = if params.is_empty() {
@@ -436,7 +432,7 @@ async fn run_statement(
             let item = match stream.try_next().await {
                 Ok(Some(item)) => item,
                 Ok(None) => break,
-                Err(error) if stopped && is_interrupted(&error) => break,
+                Err(error) if writer.is_truncated() && is_interrupted(&error) => break,
                 Err(error) if is_interrupted(&error) => {
                     return Err(ConnectorError::Timeout {
                         timeout: caps.deadline.saturating_duration_since(Instant::now()),
@@ -449,55 +445,47 @@ async fn run_statement(
                     affected = Some(affected.unwrap_or(0) + result.rows_affected());
                 }
                 Either::Right(row) => {
-                    if stopped {
+                    if writer.is_truncated() {
                         continue;
                     }
-                    if !saw_columns {
-                        set.columns = columns_of(&row);
-                        saw_columns = true;
-                    }
-                    let cells = decode_row(&row, !params.is_empty());
-                    if caps.admit(row_size(&cells)) {
-                        set.rows.push(cells);
-                    } else {
-                        set.truncated = true;
-                        stopped = true;
+                    if !writer.row(sink, caps, || columns_of(&row), decode_row(&row, !params.is_empty()))? {
                         killer.kill().await;
                     }
                 }
             }
         }
     }
-    if stopped {
+    if writer.is_truncated() {
         killer.armed = true;
     }
 
-    set.row_count = set.rows.len();
-    if !saw_columns {
-        let keyword = statement.keyword.as_deref().unwrap_or("");
-        if matches!(
-            keyword,
-            "SELECT" | "WITH" | "VALUES" | "TABLE" | "SHOW" | "EXPLAIN" | "DESCRIBE" | "DESC"
-        ) {
-            // An empty result names its columns through a prepared statement's metadata.
-            if let Ok(prepared) = connection
-                .prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(
-                    statement.text.to_owned(),
-                )))
-                .await
-            {
-                use sqlx::Statement as _;
-                set.columns = prepared
-                    .columns()
-                    .iter()
-                    .map(|column| decode::column(column.name(), column.type_info()))
-                    .collect();
-            }
-        } else {
-            set.affected_rows = affected;
-        }
+    if writer.is_begun() {
+        return writer.end(sink, None);
     }
-    Ok(set)
+    let keyword = statement.keyword.as_deref().unwrap_or("");
+    if !matches!(
+        keyword,
+        "SELECT" | "WITH" | "VALUES" | "TABLE" | "SHOW" | "EXPLAIN" | "DESCRIBE" | "DESC"
+    ) {
+        return writer.end(sink, affected);
+    }
+    // An empty result names its columns through a prepared statement's metadata.
+    let mut columns = Vec::new();
+    if let Ok(prepared) = connection
+        .prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(
+            statement.text.to_owned(),
+        )))
+        .await
+    {
+        use sqlx::Statement as _;
+        columns = prepared
+            .columns()
+            .iter()
+            .map(|column| decode::column(column.name(), column.type_info()))
+            .collect();
+    }
+    writer.begin(sink, columns)?;
+    writer.end(sink, None)
 }
 
 fn columns_of(row: &MySqlRow) -> Vec<Column> {
@@ -554,7 +542,7 @@ impl Database for MySql {
         })
     }
 
-    async fn execute(&self, request: ExecuteRequest) -> Result<ExecuteOutput, ConnectorError> {
+    async fn execute_into(&self, request: ExecuteRequest, sink: &mut dyn RowSink) -> Result<u64, ConnectorError> {
         let started = Instant::now();
         let statements = split_statements(&request.query, Dialect::MySql)?;
         for statement in &statements {
@@ -576,11 +564,9 @@ impl Database for MySql {
             });
         }
 
-        let mut output = ExecuteOutput::default();
         let mut caps = Caps::new(&request);
-        self.run(&request, &statements, &mut output, &mut caps).await?;
-        output.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        Ok(output)
+        self.run(&request, &statements, sink, &mut caps).await?;
+        Ok(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX))
     }
 
     async fn databases(&self) -> Result<Vec<String>, ConnectorError> {

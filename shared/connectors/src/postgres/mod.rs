@@ -22,7 +22,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgSslMode, 
 use sqlx::{Column as _, Connection, Either, Executor, Row, Statement as _, ValueRef};
 
 use crate::error::{ConnectorError, tidy_message};
-use crate::execute::{Caps, ExecuteOutput, ExecuteRequest, ResultSet, row_size, statement_label};
+use crate::execute::{Caps, ExecuteRequest, RowSink, SetWriter};
 use crate::params::ParamValue;
 use crate::settings::{ServerConfig, TlsMode};
 use crate::sql::guard::{check_read_only, split_statements};
@@ -281,7 +281,7 @@ impl Postgres {
         &self,
         request: &ExecuteRequest,
         statements: &[Statement<'_>],
-        output: &mut ExecuteOutput,
+        sink: &mut dyn RowSink,
         caps: &mut Caps,
     ) -> Result<(), ConnectorError> {
         let database = request.database.as_deref();
@@ -313,10 +313,8 @@ impl Postgres {
         let remaining = caps.remaining();
         let work = async {
             for statement in statements {
-                let set = self
-                    .run_statement(&mut connection, statement, &request.params, caps, &mut canceller)
+                self.run_statement(&mut connection, statement, &request.params, caps, &mut canceller, sink)
                     .await?;
-                output.result_sets.push(set);
             }
             Ok::<(), ConnectorError>(())
         };
@@ -360,14 +358,10 @@ impl Postgres {
         params: &[ParamValue],
         caps: &mut Caps,
         canceller: &mut Canceller,
-    ) -> Result<ResultSet, ConnectorError> {
-        let mut set = ResultSet {
-            statement: statement_label(statement.text),
-            ..ResultSet::default()
-        };
+        sink: &mut dyn RowSink,
+    ) -> Result<(), ConnectorError> {
+        let mut writer = SetWriter::new(statement.text);
         let mut affected: Option<u64> = None;
-        let mut saw_columns = false;
-        let mut stopped = false;
 
         {
             let mut stream = if params.is_empty() {
@@ -385,7 +379,11 @@ impl Postgres {
                     Ok(Some(item)) => item,
                     Ok(None) => break,
                     // The cancel sent when the cap was reached ends the statement with 57014.
-                    Err(sqlx::Error::Database(error)) if stopped && error.code().as_deref() == Some("57014") => break,
+                    Err(sqlx::Error::Database(error))
+                        if writer.is_truncated() && error.code().as_deref() == Some("57014") =>
+                    {
+                        break;
+                    }
                     Err(error) => return Err(map_error(error, &self.target, None)),
                 };
                 match item {
@@ -393,19 +391,10 @@ impl Postgres {
                         affected = Some(affected.unwrap_or(0) + result.rows_affected());
                     }
                     Either::Right(row) => {
-                        if stopped {
+                        if writer.is_truncated() {
                             continue;
                         }
-                        if !saw_columns {
-                            set.columns = columns_of(&row);
-                            saw_columns = true;
-                        }
-                        let cells = decode_row(&row);
-                        if caps.admit(row_size(&cells)) {
-                            set.rows.push(cells);
-                        } else {
-                            set.truncated = true;
-                            stopped = true;
+                        if !writer.row(sink, caps, || columns_of(&row), decode_row(&row))? {
                             // The cap is reached: stop the server from producing the rest,
                             // then read what is already on its way.
                             canceller.cancel().await;
@@ -414,20 +403,21 @@ impl Postgres {
                 }
             }
         }
-        if stopped {
+        if writer.is_truncated() {
             // The cancel ended this statement; a later statement needs a fresh canceller.
             canceller.armed = true;
         }
 
-        set.row_count = set.rows.len();
-        if !saw_columns {
-            if returns_rows(statement) {
-                set.columns = self.describe(connection, statement.text).await.unwrap_or_default();
-            } else {
-                set.affected_rows = affected;
-            }
+        if writer.is_begun() {
+            return writer.end(sink, None);
         }
-        Ok(set)
+        if returns_rows(statement) {
+            let columns = self.describe(connection, statement.text).await.unwrap_or_default();
+            writer.begin(sink, columns)?;
+            writer.end(sink, None)
+        } else {
+            writer.end(sink, affected)
+        }
     }
 
     /// Reads the columns of a statement that returned no rows.
@@ -521,7 +511,7 @@ impl Database for Postgres {
         })
     }
 
-    async fn execute(&self, request: ExecuteRequest) -> Result<ExecuteOutput, ConnectorError> {
+    async fn execute_into(&self, request: ExecuteRequest, sink: &mut dyn RowSink) -> Result<u64, ConnectorError> {
         let started = Instant::now();
         let statements = split_statements(&request.query, Dialect::Postgres)?;
         if !request.params.is_empty() && statements.len() > 1 {
@@ -535,11 +525,9 @@ impl Database for Postgres {
             }
         }
 
-        let mut output = ExecuteOutput::default();
         let mut caps = Caps::new(&request);
-        self.run(&request, &statements, &mut output, &mut caps).await?;
-        output.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        Ok(output)
+        self.run(&request, &statements, sink, &mut caps).await?;
+        Ok(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX))
     }
 
     async fn databases(&self) -> Result<Vec<String>, ConnectorError> {
