@@ -42,6 +42,10 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
 pub async fn spawn_app_in(data_dir: &Path, vars: &[(&str, &str)]) -> TestApp {
     crate::init_logging();
     let mut lookup: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    // Most tests do not need the sample database; those that do ask for it.
+    lookup
+        .entry("MAKO_SAMPLE_DATABASE".into())
+        .or_insert_with(|| "false".into());
     lookup.insert("MAKO_ADDR".into(), "127.0.0.1:0".into());
     lookup.insert("MAKO_DATA_DIR".into(), data_dir.display().to_string());
 

@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use mako_connectors::settings::{ConnectionInput, merge_input, resolve};
-use mako_connectors::{ConnectionConfig, ConnectionKind, Database, ExecuteOutput, ExecuteRequest};
 use mako_core::config::{Config, ConnectorSettings, Deployment};
+use mako_databases::settings::{ConnectionInput, merge_input, resolve};
+use mako_databases::{ConnectionConfig, ConnectionKind, Database, ExecuteOutput, ExecuteRequest};
 
 use crate::services::service_address;
 
@@ -18,6 +18,8 @@ pub struct TestDatabase {
     pub policy: ConnectorSettings,
     /// Name of the database created for this test (the file name for SQLite).
     pub name: String,
+    /// Connection string of the test database (none for SQLite).
+    pub url: Option<String>,
     pub database: Arc<dyn Database>,
     admin_url: Option<String>,
     _folder: Option<tempfile::TempDir>,
@@ -97,7 +99,7 @@ impl TestDatabase {
         };
         let (settings, secret) = merge_input(ConnectionKind::Sqlite, &input, None).expect("SQLite input");
         let config = resolve(ConnectionKind::Sqlite, &settings, &secret, &policy).expect("SQLite config");
-        let database = mako_connectors::open(config.clone(), &policy)
+        let database = mako_databases::open(config.clone(), &policy)
             .await
             .expect("opening SQLite");
         TestDatabase {
@@ -105,6 +107,7 @@ impl TestDatabase {
             config,
             policy,
             name,
+            url: None,
             database,
             admin_url: None,
             _folder: Some(folder),
@@ -121,7 +124,7 @@ impl TestDatabase {
     async fn open(kind: ConnectionKind, url: &str, name: String, admin_url: Option<String>) -> TestDatabase {
         let policy = local_policy();
         let config = config_for(kind, url, &policy);
-        let database = mako_connectors::open(config.clone(), &policy)
+        let database = mako_databases::open(config.clone(), &policy)
             .await
             .expect("opening the test database");
         TestDatabase {
@@ -129,6 +132,7 @@ impl TestDatabase {
             config,
             policy,
             name,
+            url: Some(url.to_owned()),
             database,
             admin_url,
             _folder: None,

@@ -201,3 +201,141 @@ async fn unknown_route_returns_a_json_404() {
     assert_eq!(response["statusCode"], 404);
     assert_eq!(body(&response)["code"], "NOT_FOUND");
 }
+
+/// Registers a user and creates a workspace through the functions; returns the session and
+/// the workspace id.
+async fn signed_in_workspace(state: &AppState, email: &str) -> (String, String) {
+    let auth = Function::new(mako_auth::router, state);
+    let workspaces = Function::new(mako_workspaces::router, state);
+    let registered = auth.invoke("apigw-v2-register.json", &[("EMAIL", email)]).await;
+    let session = session_token(&registered);
+    let created = workspaces
+        .invoke("apigw-v2-create-workspace.json", &[("SESSION", &session)])
+        .await;
+    let workspace = body(&created)["data"]["id"].as_str().expect("workspace id").to_owned();
+    (session, workspace)
+}
+
+#[tokio::test]
+async fn the_cloud_address_guard_refuses_internal_hosts() {
+    let (state, _dir) = state(&[]).await;
+    let (session, workspace) = signed_in_workspace(&state, "guard@example.com").await;
+    let connectors = Function::new(mako_connectors::router, &state);
+    let create = |host: &'static str, test: &'static str| {
+        let session = session.clone();
+        let workspace = workspace.clone();
+        let connectors = &connectors;
+        async move {
+            connectors
+                .invoke(
+                    "apigw-v2-create-connection.json",
+                    &[
+                        ("SESSION", &session),
+                        ("WORKSPACE", &workspace),
+                        ("TYPE", "postgresql"),
+                        ("HOST", host),
+                        ("PORT", "5432"),
+                        ("DATABASE", "postgres"),
+                        ("TEST", test),
+                    ],
+                )
+                .await
+        }
+    };
+
+    for host in [
+        "169.254.169.254",
+        "127.0.0.1",
+        "10.1.2.3",
+        "192.168.0.10",
+        "::1",
+        "fd00::1",
+        "100.64.0.1",
+        "0.0.0.0",
+    ] {
+        let response = create(host, "false").await;
+        assert_eq!(response["statusCode"], 400, "{host}: {response}");
+        assert_eq!(body(&response)["code"], "ADDRESS_NOT_ALLOWED", "{host}");
+    }
+
+    // A name is checked when it is resolved: saving works, connecting does not.
+    let saved = create("localhost", "false").await;
+    assert_eq!(saved["statusCode"], 201, "{saved}");
+    let connection = body(&saved)["data"]["id"].as_str().expect("id").to_owned();
+    let tested = connectors
+        .invoke(
+            "apigw-v2-test-connection.json",
+            &[
+                ("SESSION", &session),
+                ("WORKSPACE", &workspace),
+                ("CONNECTION", &connection),
+            ],
+        )
+        .await;
+    assert_eq!(tested["statusCode"], 400, "{tested}");
+    assert_eq!(body(&tested)["code"], "ADDRESS_NOT_ALLOWED");
+
+    let sqlite = connectors
+        .invoke(
+            "apigw-v2-create-connection.json",
+            &[
+                ("SESSION", &session),
+                ("WORKSPACE", &workspace),
+                ("TYPE", "sqlite"),
+                ("HOST", "x"),
+                ("PORT", "1"),
+                ("DATABASE", "x"),
+                ("TEST", "false"),
+            ],
+        )
+        .await;
+    assert_eq!(sqlite["statusCode"], 400, "SQLite is for the local server: {sqlite}");
+}
+
+#[tokio::test]
+async fn an_allowed_network_is_reachable_and_execute_runs_on_lambda() {
+    let Some(url) = mako_tests::services::service_address("MAKO_TEST_POSTGRES_URL", "a PostgreSQL server") else {
+        return;
+    };
+    let url = url::Url::parse(&url).expect("PostgreSQL URL");
+    let (state, _dir) = state(&[("MAKO_ALLOWED_DATABASE_NETWORKS", "127.0.0.0/8")]).await;
+    let (session, workspace) = signed_in_workspace(&state, "allowed@example.com").await;
+    let connectors = Function::new(mako_connectors::router, &state);
+    let execute = Function::new(mako_execute::router, &state);
+
+    let port = url.port().unwrap_or(5432).to_string();
+    let created = connectors
+        .invoke(
+            "apigw-v2-create-connection.json",
+            &[
+                ("SESSION", &session),
+                ("WORKSPACE", &workspace),
+                ("TYPE", "postgresql"),
+                ("HOST", url.host_str().unwrap_or("127.0.0.1")),
+                ("PORT", &port),
+                ("DATABASE", url.path().trim_start_matches('/')),
+                ("TEST", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(created["statusCode"], 201, "{created}");
+    let connection = body(&created)["data"]["id"].as_str().expect("id").to_owned();
+
+    let result = execute
+        .invoke(
+            "apigw-v2-execute.json",
+            &[
+                ("SESSION", &session),
+                ("WORKSPACE", &workspace),
+                ("CONNECTION", &connection),
+                ("QUERY", "select 41 + 1 as answer, 9007199254740993::int8 as big"),
+            ],
+        )
+        .await;
+    assert_eq!(result["statusCode"], 200, "{result}");
+    assert_eq!(
+        body(&result)["data"]["rows"],
+        serde_json::json!([[42, "9007199254740993"]])
+    );
+    assert_eq!(result["headers"]["content-type"], "application/json");
+}

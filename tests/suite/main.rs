@@ -3,8 +3,10 @@
 
 mod auth;
 mod conformance;
-mod connectors;
+mod connections;
 mod conventions;
+mod drivers;
+mod execute;
 mod lambda;
 mod oauth;
 mod restart;

@@ -19,7 +19,12 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 pub use serve::ServerLimits;
 
 /// Every route family. Adding a family is one line here.
-const FAMILIES: &[fn(AppState) -> Router] = &[mako_auth::router, mako_workspaces::router];
+const FAMILIES: &[fn(AppState) -> Router] = &[
+    mako_auth::router,
+    mako_workspaces::router,
+    mako_connectors::router,
+    mako_execute::router,
+];
 
 /// How often expired items are purged and interrupted deletions finished.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
@@ -37,6 +42,8 @@ pub struct LocalSettings {
     pub limits: ServerLimits,
     /// `MAKO_BODY_TIMEOUT_SECS`: time a client has to send a request body.
     pub body_timeout: Duration,
+    /// `MAKO_SAMPLE_DATABASE`: generate the sample database and connect new workspaces to it.
+    pub sample_database: bool,
 }
 
 /// Reads a whole number of seconds within `range`.
@@ -75,12 +82,14 @@ impl LocalSettings {
             shutdown_grace: parse_secs(lookup, "MAKO_SHUTDOWN_GRACE_SECS", 10, 0..=3600)?,
         };
         let body_timeout = parse_secs(lookup, "MAKO_BODY_TIMEOUT_SECS", 30, 1..=3600)?;
+        let sample_database: bool = parse_var(lookup, "MAKO_SAMPLE_DATABASE", true)?;
         Ok(Self {
             addr,
             data_dir,
             queue_max_attempts,
             limits,
             body_timeout,
+            sample_database,
         })
     }
 
@@ -113,12 +122,13 @@ impl Application {
             .with_context(|| format!("failed to listen on {}; set MAKO_ADDR to a free address", settings.addr))?;
         let local_addr = listener.local_addr()?;
         let default_url = format!("http://{local_addr}");
-        let config = Config::from_lookup_with_default(lookup, Some(&default_url))?;
+        let mut config = Config::from_lookup_with_default(lookup, Some(&default_url))?;
 
         let options = mako_embedded::Options {
             queue_max_attempts: settings.queue_max_attempts,
         };
         let embedded = mako_embedded::open(&settings.data_dir, options).await?;
+        prepare_databases(&mut config, &settings).await?;
         let state = AppState::new(
             config.clone(),
             Ports {
@@ -168,6 +178,28 @@ impl Application {
         maintenance.abort();
         Ok(())
     }
+}
+
+/// Points SQLite connections at `<data>/sqlite` unless `MAKO_SQLITE_DIR` says otherwise, and
+/// generates the sample database on first start.
+async fn prepare_databases(config: &mut Config, settings: &LocalSettings) -> anyhow::Result<()> {
+    let connectors = &mut config.connectors;
+    let sqlite_dir = connectors
+        .sqlite_dir
+        .get_or_insert_with(|| settings.data_dir.join("sqlite"))
+        .clone();
+    std::fs::create_dir_all(&sqlite_dir)
+        .with_context(|| format!("failed to create the SQLite folder {}", sqlite_dir.display()))?;
+
+    if settings.sample_database {
+        let path = settings.data_dir.join(mako_databases::sample::SAMPLE_FILE_NAME);
+        let summary = mako_databases::sample::ensure_sample_database(&path)
+            .await
+            .with_context(|| format!("failed to generate the sample database {}", path.display()))?;
+        tracing::debug!(path = %path.display(), summary = ?summary, "sample database ready");
+        connectors.sample_database = Some(path);
+    }
+    Ok(())
 }
 
 fn spawn_maintenance(state: AppState, store: Arc<mako_embedded::SqliteStore>) -> JoinHandle<()> {

@@ -12,7 +12,7 @@ use mako_core::repo::api_keys::{ApiKey, ApiKeyError, ApiKeys, PublicApiKey};
 use mako_core::text::clean_name;
 use mako_core::{ApiError, ApiResult, AppState};
 
-use crate::{Attempt, retry_on_change};
+use mako_core::auth::{Attempt, retry_on_change};
 use serde::{Deserialize, Serialize};
 
 /// Maximum number of keys per workspace.

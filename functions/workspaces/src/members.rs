@@ -18,7 +18,7 @@ use mako_core::repo::workspaces::{Member, WorkspaceError, Workspaces};
 use mako_core::{ApiError, ApiResult, AppState};
 use serde::{Deserialize, Serialize};
 
-use crate::{Attempt, retry_on_change};
+use mako_core::auth::{Attempt, retry_on_change};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -8,11 +8,12 @@ use mako_core::auth::{AuthMethod, Caller, WorkspaceCaller};
 use mako_core::http::{ApiJson, ApiQuery, PageParams, created, ok, ok_page};
 use mako_core::ids::{UserId, WorkspaceId};
 use mako_core::maintenance::purge_workspace;
+use mako_core::repo::connections::ConnectionRecord;
 use mako_core::repo::workspaces::{Member, Workspace, WorkspaceError, Workspaces};
 use mako_core::text::clean_name;
 use mako_core::{ApiError, ApiResult, AppState};
 
-use crate::{Attempt, retry_on_change};
+use mako_core::auth::{Attempt, retry_on_change};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
@@ -123,8 +124,13 @@ pub(crate) async fn create(
         } else {
             format!("{base}-{}", random_suffix())
         };
+        let id = WorkspaceId::new();
+        let connections: Vec<ConnectionRecord> = match &state.config.connectors.sample_database {
+            Some(_) => vec![ConnectionRecord::sample(&id, &caller.user.id, now)],
+            None => Vec::new(),
+        };
         let workspace = Workspace {
-            id: WorkspaceId::new(),
+            id,
             name: name.clone(),
             slug,
             created_by: caller.user.id.clone(),
@@ -132,7 +138,7 @@ pub(crate) async fn create(
             updated_at: now,
             owner_count: 1,
             api_key_count: 0,
-            connection_count: 0,
+            connection_count: u32::try_from(connections.len()).unwrap_or(u32::MAX),
             deleting: false,
         };
         let owner = Member {
@@ -141,7 +147,7 @@ pub(crate) async fn create(
             role: Role::Owner,
             joined_at: now,
         };
-        match workspaces.create(&workspace, &owner).await {
+        match workspaces.create(&workspace, &owner, &connections).await {
             Ok(()) => {
                 tracing::info!(workspace_id = %workspace.id, user_id = %caller.user.id, "workspace created");
                 return Ok(created(WorkspaceView::new(&workspace, Role::Owner)));

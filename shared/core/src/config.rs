@@ -50,6 +50,9 @@ pub struct ConnectorSettings {
     pub allowed_networks: Vec<Cidr>,
     /// Folder that SQLite connections may open files in (local server only).
     pub sqlite_dir: Option<std::path::PathBuf>,
+    /// The sample database file; when set, new workspaces get a read-only connection to it.
+    /// Only the local server sets it, after generating the file.
+    pub sample_database: Option<std::path::PathBuf>,
     /// Time allowed to open a connection.
     pub connect_timeout: Duration,
     /// Rows returned when a request sets no limit.
@@ -273,13 +276,15 @@ fn connector_settings(lookup: &dyn Lookup, local: bool) -> Result<ConnectorSetti
         deployment: if local { Deployment::Local } else { Deployment::Cloud },
         allowed_networks,
         sqlite_dir,
+        sample_database: None,
         connect_timeout: Duration::from_millis(parse_number(lookup, "MAKO_CONNECT_TIMEOUT_MS", 10_000, 100..=120_000)?),
         default_rows,
         max_rows,
+        // A Lambda response is at most 6 MB, so the cloud default leaves room for the envelope.
         max_result_bytes: parse_number(
             lookup,
             "MAKO_EXECUTE_MAX_RESULT_BYTES",
-            64 * 1024 * 1024,
+            if local { 64 * 1024 * 1024 } else { 5 * 1024 * 1024 },
             1024..=1024 * 1024 * 1024,
         )? as usize,
         default_timeout,

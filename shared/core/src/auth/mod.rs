@@ -7,6 +7,8 @@ mod csrf;
 pub mod email;
 pub mod password;
 pub mod rate_limit;
+mod retry;
 pub mod tokens;
 
 pub use caller::{AuthMethod, Caller, WorkspaceCaller, authorize_workspace, start_session};
+pub use retry::{Attempt, retry_on_change};

@@ -67,6 +67,37 @@ impl From<WorkspaceError> for ConnectionError {
     }
 }
 
+/// Name of the sample database connection of new local workspaces.
+pub const SAMPLE_NAME: &str = "Sample database";
+
+impl ConnectionRecord {
+    /// The read-only connection to the local server's sample database.
+    pub fn sample(workspace_id: &WorkspaceId, created_by: &UserId, now: DateTime<Utc>) -> ConnectionRecord {
+        ConnectionRecord {
+            id: ConnectionId::new(),
+            workspace_id: workspace_id.clone(),
+            name: SAMPLE_NAME.to_owned(),
+            kind: "sqlite".to_owned(),
+            settings: serde_json::json!({}),
+            sealed_secret: None,
+            read_only: true,
+            sample: true,
+            created_by: created_by.clone(),
+            created_at: now,
+            updated_at: now,
+            last_test: None,
+        }
+    }
+}
+
+/// The write that adds a new connection, for transactions that create its workspace.
+pub(crate) fn insert_write(record: &ConnectionRecord) -> Result<Write, StoreError> {
+    Ok(Write::Put {
+        item: record_item(record, 1)?,
+        condition: Condition::NotExists,
+    })
+}
+
 fn record_key(workspace: &WorkspaceId, id: &ConnectionId) -> Key {
     Key::new(workspace_partition(workspace), format!("CONN#{id}"))
 }
@@ -110,13 +141,7 @@ impl<'a> Connections<'a> {
             workspace.connection_count += 1;
             Ok(())
         })?;
-        let writes = vec![
-            meta,
-            Write::Put {
-                item: record_item(record, 1)?,
-                condition: Condition::NotExists,
-            },
-        ];
+        let writes = vec![meta, insert_write(record)?];
         self.store
             .transact(writes)
             .await

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::api_keys::ApiKeys;
+use super::connections::ConnectionRecord;
 use super::{Versioned, from_item, query_records, to_data};
 use crate::access::Role;
 use crate::ids::{UserId, WorkspaceId};
@@ -155,8 +156,15 @@ impl<'a> Workspaces<'a> {
     }
 
     /// Creates a workspace with its creator as the only owner.
-    pub async fn create(&self, workspace: &Workspace, owner: &Member) -> Result<(), WorkspaceError> {
-        let writes = vec![
+    /// Creates a workspace with its owner and its first connections; the workspace's
+    /// `connection_count` must count them.
+    pub async fn create(
+        &self,
+        workspace: &Workspace,
+        owner: &Member,
+        connections: &[ConnectionRecord],
+    ) -> Result<(), WorkspaceError> {
+        let mut writes = vec![
             Write::Put {
                 item: Item::new(meta_key(&workspace.id), to_data(workspace)?),
                 condition: Condition::NotExists,
@@ -175,6 +183,9 @@ impl<'a> Workspaces<'a> {
                 condition: Condition::NotExists,
             },
         ];
+        for connection in connections {
+            writes.push(super::connections::insert_write(connection)?);
+        }
         match self.store.transact(writes).await {
             Ok(()) => Ok(()),
             Err(StoreError::ConditionFailed { index: Some(1) }) => Err(WorkspaceError::SlugTaken),

@@ -194,10 +194,7 @@ fn map_error(error: sqlx::Error, target: &str, database: Option<&str>) -> Connec
                 },
             }
         }
-        sqlx::Error::Io(io) => ConnectorError::Unreachable {
-            target: target.to_owned(),
-            reason: io_reason(&io),
-        },
+        sqlx::Error::Io(io) => io_error(&io, target),
         sqlx::Error::Tls(tls) => ConnectorError::TlsFailed {
             reason: tidy_message(&tls.to_string()),
         },
@@ -214,8 +211,28 @@ fn map_error(error: sqlx::Error, target: &str, database: Option<&str>) -> Connec
     }
 }
 
+/// Translates an I/O failure of a connection. TLS failures (an untrusted certificate, a
+/// failed handshake) arrive as I/O errors carrying the TLS library's error.
+pub(crate) fn io_error(error: &std::io::Error, target: &str) -> ConnectorError {
+    let text = error.to_string();
+    let tls = error.kind() == std::io::ErrorKind::InvalidData
+        && ["certificate", "handshake", "tls", "TLS"]
+            .iter()
+            .any(|word| text.contains(word));
+    if tls {
+        ConnectorError::TlsFailed {
+            reason: tidy_message(&text),
+        }
+    } else {
+        ConnectorError::Unreachable {
+            target: target.to_owned(),
+            reason: io_reason(error),
+        }
+    }
+}
+
 /// Describes an I/O failure of a connection attempt in plain words.
-pub(crate) fn io_reason(error: &std::io::Error) -> String {
+fn io_reason(error: &std::io::Error) -> String {
     match error.kind() {
         std::io::ErrorKind::ConnectionRefused => {
             "the connection was refused (is the database running and the port right?)".into()

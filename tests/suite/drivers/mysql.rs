@@ -2,12 +2,12 @@
 
 use std::time::{Duration, Instant};
 
-use mako_connectors::ConnectorError;
-use mako_connectors::params::ParamValue;
+use mako_databases::ConnectorError;
+use mako_databases::params::ParamValue;
 use mako_tests::databases::TestDatabase;
 use serde_json::{Value, json};
 
-fn rows(output: &mako_connectors::ExecuteOutput) -> Value {
+fn rows(output: &mako_databases::ExecuteOutput) -> Value {
     serde_json::to_value(&output.result_sets[0].rows).expect("rows")
 }
 
@@ -281,16 +281,16 @@ async fn mysql_errors_are_plain() {
     let user = format!("u{}", &db.name[7..20]);
     db.run(&format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'right-password'; CREATE USER '{user}'@'localhost' IDENTIFIED BY 'right-password'")).await;
     let url = format!("mysql://{user}:wrong-password@127.0.0.1:3306/{}", db.name);
-    let input = mako_connectors::settings::ConnectionInput {
+    let input = mako_databases::settings::ConnectionInput {
         connection_string: Some(url),
         ..Default::default()
     };
     let (settings, secret) =
-        mako_connectors::settings::merge_input(mako_connectors::ConnectionKind::Mysql, &input, None).expect("input");
+        mako_databases::settings::merge_input(mako_databases::ConnectionKind::Mysql, &input, None).expect("input");
     let config =
-        mako_connectors::settings::resolve(mako_connectors::ConnectionKind::Mysql, &settings, &secret, &db.policy)
+        mako_databases::settings::resolve(mako_databases::ConnectionKind::Mysql, &settings, &secret, &db.policy)
             .expect("config");
-    let wrong = mako_connectors::open(config, &db.policy).await.expect("open");
+    let wrong = mako_databases::open(config, &db.policy).await.expect("open");
     let result = wrong.test().await;
     assert!(
         matches!(result, Err(ConnectorError::AuthenticationFailed)),

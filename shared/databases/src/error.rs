@@ -31,6 +31,9 @@ pub enum ConnectorError {
     Timeout { timeout: Duration },
     #[error("This query cannot run here, because {reason}: {statement}")]
     ReadOnly { reason: &'static str, statement: String },
+    /// A parameter value is missing or does not match its type; `name` is the parameter.
+    #[error("{message}")]
+    InvalidParameter { name: String, message: String },
     /// The query text could not be parsed (MongoDB shell syntax, unterminated SQL strings).
     #[error("{message}")]
     InvalidQuery { message: String },

@@ -101,7 +101,7 @@ impl TlsMode {
 }
 
 /// Deserializes a field that distinguishes "absent" (`None`) from `null` (`Some(None)`).
-fn double_option<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
+pub fn double_option<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(deserializer).map(Some)
 }
 

@@ -43,7 +43,8 @@ impl ParamValue {
                 items
                     .iter()
                     .map(|item| match item {
-                        Value::Array(_) => Err(ConnectorError::InvalidQuery {
+                        Value::Array(_) => Err(ConnectorError::InvalidParameter {
+                            name: name.to_owned(),
                             message: format!("The parameter {name:?} is a list of lists; use a flat list."),
                         }),
                         other => ParamValue::from_json(name, other),
@@ -51,14 +52,207 @@ impl ParamValue {
                     .collect::<Result<_, _>>()?,
             ),
             Value::Object(_) => {
-                return Err(ConnectorError::InvalidQuery {
+                return Err(ConnectorError::InvalidParameter {
+                    name: name.to_owned(),
                     message: format!(
-                        "The parameter {name:?} is an object; parameters are text, numbers, booleans, null or lists."
+                        "The parameter {name:?} is an object; give text, a number, a boolean, null, a list, or {{\"type\": …, \"value\": …}}."
                     ),
                 });
             }
         })
     }
+}
+
+/// Type of a scalar parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScalarType {
+    Text,
+    /// An exact decimal number.
+    Number,
+    Integer,
+    Boolean,
+    Date,
+    /// Wall-clock date and time, without zone.
+    Timestamp,
+    /// An instant, given with its UTC offset.
+    Timestamptz,
+}
+
+/// Declared type of a parameter: a scalar type, or a list of one (written `date[]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParamType {
+    pub scalar: ScalarType,
+    pub list: bool,
+}
+
+const TYPE_NAMES: &str = "text, number, integer, boolean, date, timestamp or timestamptz, with [] for a list";
+
+impl ParamType {
+    /// Parses `integer`, `date[]` and the like.
+    pub fn parse(text: &str) -> Result<ParamType, String> {
+        let (base, list) = match text.trim().strip_suffix("[]") {
+            Some(base) => (base, true),
+            None => (text.trim(), false),
+        };
+        let scalar = match base {
+            "text" | "string" => ScalarType::Text,
+            "number" | "decimal" => ScalarType::Number,
+            "integer" => ScalarType::Integer,
+            "boolean" => ScalarType::Boolean,
+            "date" => ScalarType::Date,
+            "timestamp" => ScalarType::Timestamp,
+            "timestamptz" => ScalarType::Timestamptz,
+            _ => return Err(format!("{text:?} is not a parameter type; use {TYPE_NAMES}.")),
+        };
+        Ok(ParamType { scalar, list })
+    }
+
+    pub fn name(&self) -> String {
+        let base = match self.scalar {
+            ScalarType::Text => "text",
+            ScalarType::Number => "number",
+            ScalarType::Integer => "integer",
+            ScalarType::Boolean => "boolean",
+            ScalarType::Date => "date",
+            ScalarType::Timestamp => "timestamp",
+            ScalarType::Timestamptz => "timestamptz",
+        };
+        if self.list {
+            format!("{base}[]")
+        } else {
+            base.to_owned()
+        }
+    }
+
+    /// Checks a JSON value against this type and converts it. `null` is accepted for any
+    /// type.
+    pub fn value(&self, name: &str, value: &Value) -> Result<ParamValue, ConnectorError> {
+        if value.is_null() {
+            return Ok(ParamValue::Null);
+        }
+        if !self.list {
+            return scalar_value(self.scalar, value).map_err(|expected| invalid(name, value, &expected));
+        }
+        let Value::Array(items) = value else {
+            return Err(invalid(name, value, &format!("a list ({})", self.name())));
+        };
+        items
+            .iter()
+            .map(|item| {
+                if item.is_null() {
+                    Ok(ParamValue::Null)
+                } else {
+                    scalar_value(self.scalar, item).map_err(|expected| invalid(name, item, &expected))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(ParamValue::List)
+    }
+}
+
+fn invalid(name: &str, value: &Value, expected: &str) -> ConnectorError {
+    let mut shown = value.to_string();
+    if shown.chars().count() > 60 {
+        shown = shown.chars().take(60).collect::<String>() + "…";
+    }
+    ConnectorError::InvalidParameter {
+        name: name.to_owned(),
+        message: format!("The parameter {name:?} must be {expected}; got {shown}."),
+    }
+}
+
+/// Converts one value, or returns what was expected.
+fn scalar_value(scalar: ScalarType, value: &Value) -> Result<ParamValue, String> {
+    let text = value.as_str().map(str::trim);
+    match scalar {
+        ScalarType::Text => match value {
+            Value::String(text) => Ok(ParamValue::Text(text.clone())),
+            _ => Err("text (a JSON string)".into()),
+        },
+        ScalarType::Integer => value
+            .as_i64()
+            .or_else(|| text.and_then(|text| text.parse().ok()))
+            .map(ParamValue::Int)
+            .ok_or_else(|| "a whole number between -9223372036854775808 and 9223372036854775807".into()),
+        ScalarType::Number => {
+            let digits = match value {
+                Value::Number(number) => number.to_string(),
+                Value::String(text) => text.trim().to_owned(),
+                _ => String::new(),
+            };
+            if is_decimal(&digits) {
+                Ok(ParamValue::Decimal(digits))
+            } else {
+                Err("a number (such as 12.50, given as a JSON number or string)".into())
+            }
+        }
+        ScalarType::Boolean => match (value, text) {
+            (Value::Bool(value), _) => Ok(ParamValue::Bool(*value)),
+            (_, Some("true")) => Ok(ParamValue::Bool(true)),
+            (_, Some("false")) => Ok(ParamValue::Bool(false)),
+            _ => Err("true or false".into()),
+        },
+        ScalarType::Date => text
+            .and_then(|text| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
+            .map(ParamValue::Date)
+            .ok_or_else(|| "a date written YYYY-MM-DD".into()),
+        ScalarType::Timestamp => text
+            .and_then(|text| {
+                NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+                    .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f"))
+                    .ok()
+            })
+            .map(ParamValue::Timestamp)
+            .ok_or_else(|| "a date and time without zone, written YYYY-MM-DDTHH:MM:SS".into()),
+        ScalarType::Timestamptz => text
+            .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+            .map(|instant| ParamValue::TimestampTz(instant.with_timezone(&Utc)))
+            .ok_or_else(|| "an instant with its offset, written YYYY-MM-DDTHH:MM:SSZ or with +HH:MM".into()),
+    }
+}
+
+/// Whether `text` is a plain decimal number: optional sign, digits, optional fraction and
+/// exponent.
+fn is_decimal(text: &str) -> bool {
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => (mantissa, Some(exponent)),
+        None => (unsigned, None),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    let exponent_ok = exponent.is_none_or(|exponent| {
+        let digits_part = exponent.strip_prefix(['-', '+']).unwrap_or(exponent);
+        !digits_part.is_empty() && digits(digits_part)
+    });
+    !(whole.is_empty() && fraction.is_empty()) && digits(whole) && digits(fraction) && exponent_ok && text.len() <= 100
+}
+
+/// Reads a request's parameter value: `{"type": "date", "value": "2024-01-31"}` is checked
+/// against its type; any other JSON value is taken as it is (strings are text, whole
+/// numbers integers, other numbers floats, arrays lists).
+pub fn request_value(name: &str, value: &Value) -> Result<ParamValue, ConnectorError> {
+    if let Value::Object(object) = value
+        && let Some(kind) = object.get("type")
+    {
+        let unexpected = object.keys().find(|key| !matches!(key.as_str(), "type" | "value"));
+        if let Some(key) = unexpected {
+            return Err(ConnectorError::InvalidParameter {
+                name: name.to_owned(),
+                message: format!("The parameter {name:?} has an unknown field {key:?}; give type and value."),
+            });
+        }
+        let kind = kind.as_str().ok_or_else(|| ConnectorError::InvalidParameter {
+            name: name.to_owned(),
+            message: format!("The type of parameter {name:?} must be a string; use {TYPE_NAMES}."),
+        })?;
+        let kind = ParamType::parse(kind).map_err(|message| ConnectorError::InvalidParameter {
+            name: name.to_owned(),
+            message,
+        })?;
+        return kind.value(name, object.get("value").unwrap_or(&Value::Null));
+    }
+    ParamValue::from_json(name, value)
 }
 
 /// Placeholder style of the target database.
@@ -316,5 +510,67 @@ mod tests {
             ])
         );
         assert!(ParamValue::from_json("p", &serde_json::json!({"a": 1})).is_err());
+    }
+
+    #[test]
+    fn typed_values_are_checked() {
+        let date = request_value("d", &serde_json::json!({"type": "date", "value": "2024-02-29"})).expect("date");
+        assert_eq!(
+            date,
+            ParamValue::Date(chrono::NaiveDate::from_ymd_opt(2024, 2, 29).expect("date"))
+        );
+        let amount = request_value("n", &serde_json::json!({"type": "number", "value": "12.50"})).expect("number");
+        assert_eq!(amount, ParamValue::Decimal("12.50".into()));
+        let ids = request_value(
+            "ids",
+            &serde_json::json!({"type": "integer[]", "value": [1, "2", null]}),
+        )
+        .expect("ids");
+        assert_eq!(
+            ids,
+            ParamValue::List(vec![ParamValue::Int(1), ParamValue::Int(2), ParamValue::Null])
+        );
+        let instant = request_value(
+            "t",
+            &serde_json::json!({"type": "timestamptz", "value": "2024-01-01T01:00:00+01:00"}),
+        )
+        .expect("instant");
+        assert_eq!(
+            instant,
+            ParamValue::TimestampTz("2024-01-01T00:00:00Z".parse().expect("utc"))
+        );
+
+        for (json, name) in [
+            (serde_json::json!({"type": "date", "value": "31/01/2024"}), "d"),
+            (serde_json::json!({"type": "integer", "value": 1.5}), "d"),
+            (serde_json::json!({"type": "number", "value": "1,5"}), "d"),
+            (
+                serde_json::json!({"type": "timestamp", "value": "2024-01-01T00:00:00Z"}),
+                "d",
+            ),
+            (serde_json::json!({"type": "uuid", "value": "x"}), "d"),
+            (serde_json::json!({"type": "text", "value": "x", "extra": 1}), "d"),
+        ] {
+            match request_value(name, &json) {
+                Err(ConnectorError::InvalidParameter { name: named, .. }) => assert_eq!(named, name),
+                other => panic!("{json}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn type_names_round_trip() {
+        for name in [
+            "text",
+            "number",
+            "integer",
+            "boolean",
+            "date",
+            "timestamp",
+            "timestamptz",
+            "date[]",
+        ] {
+            assert_eq!(ParamType::parse(name).expect(name).name(), name);
+        }
     }
 }

@@ -27,7 +27,7 @@ use sqlx::{Column as _, Connection, Either, Executor, Row, ValueRef};
 use crate::error::{ConnectorError, tidy_message};
 use crate::execute::{Caps, ExecuteRequest, RowSink, SetWriter};
 use crate::params::ParamValue;
-use crate::postgres::io_reason;
+use crate::postgres::io_error;
 use crate::settings::{ServerConfig, TlsMode};
 use crate::sql::guard::{check_read_only, split_statements};
 use crate::sql::split::{Dialect, Statement};
@@ -208,10 +208,7 @@ fn map_error(error: sqlx::Error, target: &str, database: Option<&str>) -> Connec
                 },
             }
         }
-        sqlx::Error::Io(io) => ConnectorError::Unreachable {
-            target: target.to_owned(),
-            reason: io_reason(&io),
-        },
+        sqlx::Error::Io(io) => io_error(&io, target),
         sqlx::Error::Tls(tls) => ConnectorError::TlsFailed {
             reason: tidy_message(&tls.to_string()),
         },

@@ -2,12 +2,12 @@
 
 use std::time::{Duration, Instant};
 
-use mako_connectors::ConnectorError;
-use mako_connectors::params::ParamValue;
+use mako_databases::ConnectorError;
+use mako_databases::params::ParamValue;
 use mako_tests::databases::TestDatabase;
 use serde_json::{Value, json};
 
-fn rows(output: &mako_connectors::ExecuteOutput) -> Value {
+fn rows(output: &mako_databases::ExecuteOutput) -> Value {
     serde_json::to_value(&output.result_sets[0].rows).expect("rows")
 }
 
@@ -155,15 +155,14 @@ async fn sqlite_is_refused_outside_local_mode() {
     let mut policy = mako_tests::databases::local_policy();
     policy.deployment = mako_core::config::Deployment::Cloud;
     policy.sqlite_dir = Some(std::env::temp_dir());
-    let input = mako_connectors::settings::ConnectionInput {
+    let input = mako_databases::settings::ConnectionInput {
         path: Some("x.db".into()),
         ..Default::default()
     };
     let (settings, secret) =
-        mako_connectors::settings::merge_input(mako_connectors::ConnectionKind::Sqlite, &input, None).expect("input");
+        mako_databases::settings::merge_input(mako_databases::ConnectionKind::Sqlite, &input, None).expect("input");
 
-    let result =
-        mako_connectors::settings::resolve(mako_connectors::ConnectionKind::Sqlite, &settings, &secret, &policy);
+    let result = mako_databases::settings::resolve(mako_databases::ConnectionKind::Sqlite, &settings, &secret, &policy);
 
     assert!(
         matches!(result, Err(ConnectorError::InvalidConfig { .. })),

@@ -18,6 +18,7 @@ use std::time::Duration;
 use mako_core::config::{ConnectorSettings, Deployment};
 
 use crate::error::ConnectorError;
+use crate::settings::ConnectionConfig;
 
 /// Why an address is not public.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,6 +180,29 @@ pub async fn check_host(
         }
     }
     Ok(addresses)
+}
+
+/// Refuses a configuration whose hosts are IP addresses the guard does not allow, so such a
+/// connection is not even saved. Host names are checked when they are resolved, at connect
+/// time.
+pub fn check_literal_hosts(config: &ConnectionConfig, policy: &ConnectorSettings) -> Result<(), ConnectorError> {
+    let hosts: Vec<&str> = match config {
+        ConnectionConfig::Postgres(server) | ConnectionConfig::Mysql(server) => vec![server.host.as_str()],
+        ConnectionConfig::Mongodb(mongo) => mongo.hosts.iter().map(|(host, _)| host.as_str()).collect(),
+        ConnectionConfig::Sqlite { .. } => Vec::new(),
+    };
+    for host in hosts {
+        if let Ok(ip) = host.parse::<IpAddr>()
+            && let Some(reason) = refusal(ip, policy)
+        {
+            return Err(ConnectorError::AddressRefused {
+                message: format!(
+                    "Connections to {ip} are not allowed: it is {reason}. An operator can allow the network with MAKO_ALLOWED_DATABASE_NETWORKS."
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -62,12 +62,7 @@ impl Registry {
     /// Stores a newly opened driver and returns the one to use with the drivers to close: the
     /// least recently used when the registry is full, and the new one when a concurrent
     /// request stored the same driver first.
-    fn insert(
-        &self,
-        id: &str,
-        key: &str,
-        opened: Arc<dyn Database>,
-    ) -> Result<(Driver, Vec<Driver>), ConnectorError> {
+    fn insert(&self, id: &str, key: &str, opened: Arc<dyn Database>) -> Result<(Driver, Vec<Driver>), ConnectorError> {
         let mut entries = self.entries.lock().map_err(|_| poisoned())?;
         if let Some(existing) = entries.get(id).filter(|entry| entry.key == key) {
             return Ok((existing.database.clone(), vec![opened]));

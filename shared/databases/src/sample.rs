@@ -15,7 +15,7 @@ use sqlx::sqlite::{
     Sqlite, SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous,
 };
 
-/// File name of the sample database inside the SQLite folder.
+/// File name of the sample database in the local server's data folder.
 pub const SAMPLE_FILE_NAME: &str = "sample.db";
 
 /// Outcome of [`ensure_sample_database`].

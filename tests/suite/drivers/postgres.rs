@@ -2,17 +2,17 @@
 
 use std::time::{Duration, Instant};
 
-use mako_connectors::ConnectorError;
-use mako_connectors::params::ParamValue;
+use mako_databases::ConnectorError;
+use mako_databases::params::ParamValue;
 use mako_tests::databases::TestDatabase;
 use serde_json::{Value, json};
 
 /// Rows of the first result set as JSON.
-fn rows(output: &mako_connectors::ExecuteOutput) -> Value {
+fn rows(output: &mako_databases::ExecuteOutput) -> Value {
     serde_json::to_value(&output.result_sets[0].rows).expect("rows")
 }
 
-fn column_types(output: &mako_connectors::ExecuteOutput) -> Vec<(String, String)> {
+fn column_types(output: &mako_databases::ExecuteOutput) -> Vec<(String, String)> {
     output.result_sets[0]
         .columns
         .iter()
@@ -98,7 +98,7 @@ async fn postgres_values_are_lossless() {
         .find(|c| c.name == "arr")
         .expect("arr column");
     assert_eq!(arr.native_type, "int8[]");
-    assert_eq!(arr.element_type, Some(mako_connectors::PortableType::Int64));
+    assert_eq!(arr.element_type, Some(mako_databases::PortableType::Int64));
     db.drop_database().await;
 }
 
@@ -369,6 +369,6 @@ async fn postgres_schema_is_browsable() {
             ("tags", "text[]", Some(true))
         ]
     );
-    assert_eq!(columns[2].portable, mako_connectors::PortableType::Array);
+    assert_eq!(columns[2].portable, mako_databases::PortableType::Array);
     db.drop_database().await;
 }

@@ -1,10 +1,10 @@
 //! MongoDB: shell-style queries, types that keep their meaning, limits, read-only.
 
-use mako_connectors::ConnectorError;
+use mako_databases::ConnectorError;
 use mako_tests::databases::TestDatabase;
 use serde_json::{Value, json};
 
-fn rows(output: &mako_connectors::ExecuteOutput) -> Value {
+fn rows(output: &mako_databases::ExecuteOutput) -> Value {
     serde_json::to_value(&output.result_sets[0].rows).expect("rows")
 }
 
@@ -168,6 +168,6 @@ async fn mongodb_test_and_schema() {
     let coupon = columns.iter().find(|c| c.name == "coupon").expect("coupon field");
     assert_eq!(coupon.native_type, "string");
     let total = columns.iter().find(|c| c.name == "total").expect("total field");
-    assert_eq!(total.portable, mako_connectors::PortableType::Decimal);
+    assert_eq!(total.portable, mako_databases::PortableType::Decimal);
     db.drop_database().await;
 }
