@@ -243,16 +243,17 @@ fn connector_settings(lookup: &dyn Lookup, local: bool) -> Result<ConnectorSetti
     let sqlite_dir = lookup.get("MAKO_SQLITE_DIR").map(std::path::PathBuf::from);
     let max_rows = parse_number(lookup, "MAKO_EXECUTE_MAX_ROWS", 100_000, 1..=10_000_000)? as usize;
     let default_rows = parse_number(lookup, "MAKO_EXECUTE_DEFAULT_ROWS", 1_000, 1..=10_000_000)? as usize;
+    // API Gateway ends a request after 30 seconds, so on Lambda a query must end before that.
     let max_timeout = Duration::from_millis(parse_number(
         lookup,
         "MAKO_EXECUTE_MAX_TIMEOUT_MS",
-        300_000,
+        if local { 300_000 } else { 25_000 },
         100..=3_600_000,
     )?);
     let default_timeout = Duration::from_millis(parse_number(
         lookup,
         "MAKO_EXECUTE_DEFAULT_TIMEOUT_MS",
-        30_000,
+        if local { 30_000 } else { 20_000 },
         100..=3_600_000,
     )?);
     if default_rows > max_rows {
