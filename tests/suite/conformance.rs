@@ -45,6 +45,8 @@ macro_rules! all_suites {
             counter_increments_and_restarts_after_expiry,
             concurrent_increments_are_atomic,
             concurrent_conditional_puts_admit_one,
+            reads_follow_every_write,
+            concurrent_reads_never_go_back,
         ]);
         suite!($fixture, blobs: [
             put_then_get_round_trips,

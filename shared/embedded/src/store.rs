@@ -2,6 +2,14 @@
 //!
 //! Writes are serialized by an in-process lock, so this process's transactions never wait
 //! on each other for SQLite's write lock. Readers are not blocked by writers, thanks to WAL.
+//!
+//! Items read by key are kept in memory until the next write of any item. This process is
+//! the file's only writer (the data folder's lock ensures that), so the copies cannot go
+//! stale, and the reads every request makes (its API key, workspace, membership) skip
+//! SQLite's worker threads.
+
+use std::collections::HashMap;
+use std::sync::PoisonError;
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -12,10 +20,23 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 use tokio::sync::Mutex;
 
+/// Items kept in the read cache at most; a full cache starts over.
+const CACHE_ITEMS: usize = 10_000;
+
 pub struct SqliteStore {
     pool: SqlitePool,
     /// Serializes writers; see the module documentation.
     writer: Mutex<()>,
+    cache: std::sync::Mutex<ReadCache>,
+}
+
+/// Results of reads by key, dropped on every write. A read stores its result only when no
+/// write has finished since it began (same `generation`), so a result read before a write
+/// never outlives it.
+#[derive(Default)]
+struct ReadCache {
+    generation: u64,
+    items: HashMap<(String, String), Option<Item>>,
 }
 
 const COLUMNS: &str = "pk, sk, gsi1pk, gsi1sk, gsi2pk, gsi2sk, expires_at, version, data";
@@ -77,7 +98,65 @@ impl SqliteStore {
         Self {
             pool,
             writer: Mutex::new(()),
+            cache: std::sync::Mutex::new(ReadCache::default()),
         }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, ReadCache> {
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Looks `key` up in the cache. A miss returns the generation that a read from SQLite
+    /// must still see when it stores its result.
+    fn cached(&self, key: &Key, now: i64) -> Result<Option<Item>, u64> {
+        let cache = self.cache();
+        match cache.items.get(&(key.pk.clone(), key.sk.clone())) {
+            Some(Some(item)) if item.expires_at.is_some_and(|at| at <= now) => Ok(None),
+            Some(found) => Ok(found.clone()),
+            None => Err(cache.generation),
+        }
+    }
+
+    fn remember(&self, key: &Key, generation: u64, item: &Option<Item>) {
+        let mut cache = self.cache();
+        if cache.generation != generation {
+            return;
+        }
+        if cache.items.len() >= CACHE_ITEMS {
+            cache.items.clear();
+        }
+        cache.items.insert((key.pk.clone(), key.sk.clone()), item.clone());
+    }
+
+    /// Drops every cached read; called after each write, committed or not.
+    fn forget(&self) {
+        let mut cache = self.cache();
+        cache.generation += 1;
+        cache.items.clear();
+    }
+
+    /// Reads the item at `key` on `executor`, through the cache.
+    async fn read<'c, E>(&self, executor: E, key: &Key, now: i64) -> Result<Option<Item>, StoreError>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+    {
+        let generation = match self.cached(key, now) {
+            Ok(item) => return Ok(item),
+            Err(generation) => generation,
+        };
+        let row = sqlx::query(
+            "SELECT pk, sk, gsi1pk, gsi1sk, gsi2pk, gsi2sk, expires_at, version, data FROM items
+             WHERE pk = ? AND sk = ? AND (expires_at IS NULL OR expires_at > ?)",
+        )
+        .bind(&key.pk)
+        .bind(&key.sk)
+        .bind(now)
+        .fetch_optional(executor)
+        .await
+        .map_err(backend)?;
+        let item = row.as_ref().map(row_to_item).transpose()?;
+        self.remember(key, generation, &item);
+        Ok(item)
     }
 
     /// Deletes expired items and counters for good and returns how many rows went.
@@ -248,17 +327,7 @@ fn cursor_after(query: &Query, last: &Item) -> Result<String, StoreError> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
-        let row = sqlx::query(
-            "SELECT pk, sk, gsi1pk, gsi1sk, gsi2pk, gsi2sk, expires_at, version, data FROM items
-             WHERE pk = ? AND sk = ? AND (expires_at IS NULL OR expires_at > ?)",
-        )
-        .bind(&key.pk)
-        .bind(&key.sk)
-        .bind(now())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(backend)?;
-        row.as_ref().map(row_to_item).transpose()
+        self.read(&self.pool, key, now()).await
     }
 
     async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
@@ -273,17 +342,7 @@ impl Store for SqliteStore {
         let now = now();
         let mut items = Vec::with_capacity(keys.len());
         for key in keys {
-            let row = sqlx::query(
-                "SELECT pk, sk, gsi1pk, gsi1sk, gsi2pk, gsi2sk, expires_at, version, data FROM items
-                 WHERE pk = ? AND sk = ? AND (expires_at IS NULL OR expires_at > ?)",
-            )
-            .bind(&key.pk)
-            .bind(&key.sk)
-            .bind(now)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(backend)?;
-            items.push(row.as_ref().map(row_to_item).transpose()?);
+            items.push(self.read(&mut *conn, key, now).await?);
         }
         Ok(items)
     }
@@ -301,7 +360,9 @@ impl Store for SqliteStore {
         }
         write_item(&mut tx, &item).await?;
 
-        tx.commit().await.map_err(backend)
+        let committed = tx.commit().await.map_err(backend);
+        self.forget();
+        committed
     }
 
     async fn delete(&self, key: &Key, condition: Condition) -> Result<(), StoreError> {
@@ -316,7 +377,9 @@ impl Store for SqliteStore {
         }
         delete_item(&mut tx, key).await?;
 
-        tx.commit().await.map_err(backend)
+        let committed = tx.commit().await.map_err(backend);
+        self.forget();
+        committed
     }
 
     async fn query(&self, query: &Query) -> Result<Page, StoreError> {
@@ -376,7 +439,9 @@ impl Store for SqliteStore {
                 Write::Check { .. } => {}
             }
         }
-        tx.commit().await.map_err(backend)
+        let committed = tx.commit().await.map_err(backend);
+        self.forget();
+        committed
     }
 
     async fn increment(&self, key: &Key, delta: i64, expires_at: Option<i64>) -> Result<i64, StoreError> {

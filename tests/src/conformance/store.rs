@@ -558,3 +558,144 @@ pub async fn concurrent_conditional_puts_admit_one(adapters: &Adapters) {
 
     assert_eq!(successes, 1);
 }
+
+/// Checks that every read after a write returns the written state, whatever was read (and
+/// perhaps cached) before.
+pub async fn reads_follow_every_write(adapters: &Adapters) {
+    let store = &*adapters.store;
+    let key = Key::new("P#follow", "S#1");
+    let other = Key::new("P#follow", "S#2");
+    let version = |item: Option<Item>| item.map(|item| item.version);
+
+    assert_eq!(store.get(&key).await.expect("get"), None);
+    store
+        .put(
+            Item {
+                version: 1,
+                ..item("P#follow", "S#1")
+            },
+            Condition::NotExists,
+        )
+        .await
+        .expect("put");
+    assert_eq!(version(store.get(&key).await.expect("get")), Some(1));
+
+    store
+        .put(
+            Item {
+                version: 2,
+                ..item("P#follow", "S#1")
+            },
+            Condition::Version(1),
+        )
+        .await
+        .expect("replace");
+    assert_eq!(version(store.get(&key).await.expect("get")), Some(2));
+    let refused = store
+        .put(
+            Item {
+                version: 3,
+                ..item("P#follow", "S#1")
+            },
+            Condition::Version(1),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::ConditionFailed { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(version(store.get(&key).await.expect("get")), Some(2));
+
+    assert_eq!(
+        store
+            .batch_get(&[key.clone(), other.clone()])
+            .await
+            .expect("batch")
+            .len(),
+        2
+    );
+    store
+        .transact(vec![
+            Write::Delete {
+                key: key.clone(),
+                condition: Condition::Version(2),
+            },
+            Write::Put {
+                item: Item {
+                    version: 5,
+                    ..item("P#follow", "S#2")
+                },
+                condition: Condition::NotExists,
+            },
+        ])
+        .await
+        .expect("transaction");
+    let both = store.batch_get(&[key.clone(), other.clone()]).await.expect("batch");
+    assert_eq!(both.into_iter().map(version).collect::<Vec<_>>(), vec![None, Some(5)]);
+
+    store.delete(&other, Condition::Always).await.expect("delete");
+    assert_eq!(store.get(&other).await.expect("get"), None);
+
+    // A record that expires is invisible from then on, even after being read.
+    store
+        .put(item("P#follow", "S#3").expiring_at(now() + 2), Condition::Always)
+        .await
+        .expect("put expiring");
+    let expiring = Key::new("P#follow", "S#3");
+    assert!(store.get(&expiring).await.expect("get").is_some());
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    assert_eq!(store.get(&expiring).await.expect("get"), None);
+}
+
+/// Readers racing a writer never see a version older than one already written and read.
+pub async fn concurrent_reads_never_go_back(adapters: &Adapters) {
+    let store = adapters.store.clone();
+    let key = Key::new("P#race", "S#1");
+    store
+        .put(
+            Item {
+                version: 0,
+                ..item("P#race", "S#1")
+            },
+            Condition::Always,
+        )
+        .await
+        .expect("put");
+
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for version in 1..=30u64 {
+                store
+                    .put(
+                        Item {
+                            version,
+                            ..item("P#race", "S#1")
+                        },
+                        Condition::Version(version - 1),
+                    )
+                    .await
+                    .expect("put");
+            }
+        })
+    };
+    let mut readers = Vec::new();
+    for _ in 0..4 {
+        let store = store.clone();
+        let key = key.clone();
+        readers.push(tokio::spawn(async move {
+            let mut highest = 0;
+            for _ in 0..60 {
+                let seen = store.get(&key).await.expect("get").expect("present").version;
+                assert!(seen >= highest, "read version {seen} after {highest}");
+                highest = seen;
+            }
+        }));
+    }
+    writer.await.expect("writer");
+    for reader in readers {
+        reader.await.expect("reader");
+    }
+    let last = store.get(&key).await.expect("get").expect("present").version;
+    assert_eq!(last, 30, "the last write is what a later read sees");
+}
