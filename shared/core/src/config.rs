@@ -67,6 +67,8 @@ pub struct ConnectorSettings {
     pub max_timeout: Duration,
     /// Most connections per workspace.
     pub max_connections_per_workspace: u32,
+    /// Maximum open connections to one user database (per database of a server) in this process.
+    pub pool_size: u32,
 }
 
 /// An IP network in CIDR notation, such as `10.0.0.0/8` or `fd00::/8`.
@@ -292,6 +294,9 @@ fn connector_settings(lookup: &dyn Lookup, local: bool) -> Result<ConnectorSetti
         max_timeout,
         max_connections_per_workspace: parse_number(lookup, "MAKO_MAX_CONNECTIONS_PER_WORKSPACE", 100, 1..=10_000)?
             as u32,
+        // A Lambda instance serves one request at a time. The second connection serves the next
+        // request while the first is reset after its query.
+        pool_size: parse_number(lookup, "MAKO_DATABASE_POOL_SIZE", if local { 10 } else { 2 }, 1..=100)? as u32,
     })
 }
 

@@ -34,7 +34,6 @@ use crate::sql::split::{Dialect, Statement};
 use crate::value::{Cell, Column};
 use crate::{ColumnInfo, Database, TableInfo, TestReport};
 
-const POOL_SIZE: u32 = 5;
 const MAX_POOLS: usize = 8;
 
 /// Server flavour, learned on the first execution: it decides the time-limit variable.
@@ -46,6 +45,8 @@ pub struct MySql {
     options: MySqlConnectOptions,
     default_database: Option<String>,
     connect_timeout: Duration,
+    /// Connections per database and pool.
+    pool_size: u32,
     pools: Mutex<HashMap<String, MySqlPool>>,
     target: String,
     flavour: Arc<AtomicU8>,
@@ -85,6 +86,7 @@ impl MySql {
             options,
             default_database: config.database.clone(),
             connect_timeout: policy.connect_timeout,
+            pool_size: policy.pool_size,
             pools: Mutex::new(HashMap::new()),
             target: format!("{}:{}", config.host, config.port),
             flavour: Arc::new(AtomicU8::new(FLAVOUR_UNKNOWN)),
@@ -118,7 +120,7 @@ impl MySql {
         }
         let flavour = self.flavour.clone();
         let pool = MySqlPoolOptions::new()
-            .max_connections(POOL_SIZE)
+            .max_connections(self.pool_size)
             .min_connections(0)
             .acquire_timeout(self.connect_timeout)
             .idle_timeout(Duration::from_secs(300))

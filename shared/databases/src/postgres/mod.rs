@@ -6,8 +6,8 @@
 //! decoded per type too. Each execution sets `statement_timeout`, so the server stops a slow
 //! query, and records the backend's pid, so a truncated result, a client that goes away or a
 //! missed deadline cancels the query on the server with `pg_cancel_backend`. Connections go
-//! back to the pool only after `ROLLBACK` and `DISCARD ALL`, so no session setting leaks to
-//! the next execution.
+//! back to the pool only after `DISCARD ALL` (and a `ROLLBACK` first when a transaction is
+//! still open), so no session setting leaks to the next execution.
 
 mod decode;
 mod schema;
@@ -30,8 +30,6 @@ use crate::sql::split::{Dialect, Statement};
 use crate::value::{Cell, Column};
 use crate::{ColumnInfo, Database, TableInfo, TestReport};
 
-/// Connections per database and pool.
-const POOL_SIZE: u32 = 5;
 /// Databases of one connection with a pool open at once.
 const MAX_POOLS: usize = 8;
 
@@ -39,6 +37,8 @@ pub struct Postgres {
     options: PgConnectOptions,
     default_database: Option<String>,
     connect_timeout: Duration,
+    /// Connections per database and pool.
+    pool_size: u32,
     pools: Mutex<HashMap<String, PgPool>>,
     target: String,
 }
@@ -87,6 +87,7 @@ impl Postgres {
             options,
             default_database: config.database.clone(),
             connect_timeout: policy.connect_timeout,
+            pool_size: policy.pool_size,
             pools: Mutex::new(HashMap::new()),
             target: format!("{}:{}", config.host, config.port),
         })
@@ -117,7 +118,7 @@ impl Postgres {
             options = options.database(&name);
         }
         let pool = PgPoolOptions::new()
-            .max_connections(POOL_SIZE)
+            .max_connections(self.pool_size)
             .min_connections(0)
             .acquire_timeout(self.connect_timeout)
             .idle_timeout(Duration::from_secs(300))
@@ -161,11 +162,15 @@ impl Postgres {
     }
 }
 
-/// Ends any open transaction and resets the session before the pool reuses the connection.
-/// Failure closes the connection instead.
+/// Resets the session before the pool reuses the connection, ending any transaction the
+/// query left open. Failure closes the connection instead.
 async fn reset(connection: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
-    connection.execute(sqlx::raw_sql("ROLLBACK")).await?;
-    connection.execute(sqlx::raw_sql("DISCARD ALL")).await?;
+    // Usually no transaction is open, so one round trip is enough. `DISCARD ALL` fails inside
+    // a transaction, which is then rolled back first.
+    if connection.execute(sqlx::raw_sql("DISCARD ALL")).await.is_err() {
+        connection.execute(sqlx::raw_sql("ROLLBACK")).await?;
+        connection.execute(sqlx::raw_sql("DISCARD ALL")).await?;
+    }
     Ok(true)
 }
 
@@ -304,8 +309,11 @@ impl Postgres {
         let database = request.database.as_deref();
         let mut connection = self.acquire(database, caps.deadline).await?;
 
+        // One round trip opens the read-only transaction, sets the time limit and learns the
+        // backend's pid.
         let timeout_ms = caps.remaining().as_millis().max(1);
-        let setup = format!("SET statement_timeout = {timeout_ms}; SELECT pg_backend_pid()");
+        let begin = if request.read_only { "BEGIN READ ONLY; " } else { "" };
+        let setup = format!("{begin}SET statement_timeout = {timeout_ms}; SELECT pg_backend_pid()");
         let rows = connection
             .fetch_all(sqlx::raw_sql(sqlx::AssertSqlSafe(setup)))
             .await
@@ -319,13 +327,6 @@ impl Postgres {
             pid,
             armed: true,
         };
-
-        if request.read_only {
-            connection
-                .execute(sqlx::raw_sql("BEGIN READ ONLY"))
-                .await
-                .map_err(|error| map_error(error, &self.target, database))?;
-        }
 
         let remaining = caps.remaining();
         let work = async {
