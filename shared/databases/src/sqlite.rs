@@ -434,8 +434,8 @@ impl Database for Sqlite {
         table: &str,
     ) -> Result<Vec<ColumnInfo>, ConnectorError> {
         let mut connection = self.connect(true).await?;
-        let rows: Vec<(i64, String, String, i64)> =
-            sqlx::query_as("SELECT cid, name, type, \"notnull\" FROM pragma_table_info(?)")
+        let rows: Vec<(i64, String, String, i64, i64)> =
+            sqlx::query_as("SELECT cid, name, type, \"notnull\", pk FROM pragma_table_info(?)")
                 .bind(table)
                 .fetch_all(&mut connection)
                 .await
@@ -446,13 +446,18 @@ impl Database for Sqlite {
                 code: None,
             });
         }
+        // A lone `INTEGER PRIMARY KEY` column is the rowid, which is never null, though
+        // SQLite does not report it as `NOT NULL`.
+        let key_columns = rows.iter().filter(|row| row.4 > 0).count();
         Ok(rows
             .into_iter()
-            .map(|(cid, name, declared, not_null)| ColumnInfo {
+            .map(|(cid, name, declared, not_null, key)| ColumnInfo {
                 portable: declared_portable(&declared),
+                nullable: Some(
+                    not_null == 0 && !(key > 0 && key_columns == 1 && declared.eq_ignore_ascii_case("INTEGER")),
+                ),
                 name,
                 native_type: declared,
-                nullable: Some(not_null == 0),
                 position: u32::try_from(cid + 1).unwrap_or(0),
             })
             .collect())

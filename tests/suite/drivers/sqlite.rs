@@ -143,6 +143,7 @@ async fn sqlite_statements_and_schema() {
     let names: Vec<(&str, &str)> = tables.iter().map(|t| (t.name.as_str(), t.kind.as_str())).collect();
     assert_eq!(names, vec![("big", "view"), ("deals", "table")]);
     let columns = db.database.columns(None, None, "deals").await.expect("columns");
+    assert_eq!(columns[0].nullable, Some(false), "the rowid column is never null");
     assert_eq!(columns[1].nullable, Some(false));
     assert_eq!(
         db.database.test().await.expect("test").server_version.split(' ').next(),
