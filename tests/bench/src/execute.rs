@@ -443,7 +443,7 @@ fn git_commit() -> String {
 
 fn row(label: &str, ours: f64, theirs: f64, unit: &str) {
     println!(
-        "| {label:<44} | {ours:>12.3} | {theirs:>12.3} | {:>6.2} | {unit}",
+        "| {label:<48} | {ours:>12.3} | {theirs:>12.3} | {:>6.2} | {unit}",
         ours / theirs
     );
 }
@@ -503,12 +503,12 @@ async fn main() -> anyhow::Result<()> {
         git_commit()
     );
     println!(
-        "| {:<44} | {:>12} | {:>12} | {:>6} | unit",
+        "| {:<48} | {:>12} | {:>12} | {:>6} | unit",
         "measure", "mako", "peer", "ratio"
     );
     println!(
         "|{}|{}|{}|{}|-----",
-        "-".repeat(46),
+        "-".repeat(50),
         "-".repeat(14),
         "-".repeat(14),
         "-".repeat(8)
@@ -574,7 +574,7 @@ async fn main() -> anyhow::Result<()> {
         "s",
     );
     println!(
-        "| {:<44} | {:>12.1} | {:>12} | {:>6} | MB",
+        "| {:<48} | {:>12.1} | {:>12} | {:>6} | MB",
         "large result, server peak memory",
         peak as f64 / 1_048_576.0,
         "",
