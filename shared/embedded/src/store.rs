@@ -20,8 +20,12 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 use tokio::sync::Mutex;
 
-/// Items kept in the read cache at most; a full cache starts over.
+/// Maximum items in the read cache; a full cache starts over.
 const CACHE_ITEMS: usize = 10_000;
+/// Largest stored JSON, in bytes, of an item the read cache keeps. Records read on every
+/// request (keys, sessions, workspaces, members, connections) are far smaller, and the
+/// limit keeps the cache under about 160 MB.
+const CACHE_ITEM_BYTES: usize = 16 * 1024;
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -154,8 +158,14 @@ impl SqliteStore {
         .fetch_optional(executor)
         .await
         .map_err(backend)?;
+        let size = match &row {
+            Some(row) => row.try_get::<&str, _>("data").map_err(backend)?.len(),
+            None => 0,
+        };
         let item = row.as_ref().map(row_to_item).transpose()?;
-        self.remember(key, generation, &item);
+        if size <= CACHE_ITEM_BYTES {
+            self.remember(key, generation, &item);
+        }
         Ok(item)
     }
 
