@@ -31,10 +31,7 @@ where
                 StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType {
                     message: "Send the body as JSON with the header Content-Type: application/json.".into(),
                 },
-                _ => ApiError::validation(format!(
-                    "Invalid JSON body: {}",
-                    json_error_text(&rejection.body_text())
-                )),
+                _ => json_error(&json_error_text(&rejection.body_text())),
             }),
         }
     }
@@ -48,6 +45,29 @@ fn json_error_text(text: &str) -> String {
         .or_else(|| text.strip_prefix("Failed to parse the request body as JSON: "))
         .unwrap_or(text);
     text.chars().take(300).collect()
+}
+
+/// Builds the 400 of a body that failed to deserialize. When serde names the field that
+/// failed (`port: invalid value: …`), `details` carries it like other validation errors.
+fn json_error(text: &str) -> ApiError {
+    let message = format!("Invalid JSON body: {text}");
+    let named = text.split_once(": ").filter(|(path, _)| {
+        !path.is_empty()
+            && *path != "."
+            && path
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']'))
+    });
+    match named {
+        Some((path, problem)) => {
+            let problem = problem.split(" at line ").next().unwrap_or(problem);
+            ApiError::Validation {
+                message,
+                details: Some(serde_json::json!({ path: problem })),
+            }
+        }
+        None => ApiError::validation(message),
+    }
 }
 
 /// Query string parameters.
@@ -132,5 +152,42 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|info| info.0.ip());
         Ok(ClientAddr(peer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_error;
+    use crate::error::ApiError;
+
+    fn details(error: ApiError) -> Option<serde_json::Value> {
+        match error {
+            ApiError::Validation { details, .. } => details,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn json_error_names_failed_field() {
+        let error = json_error("port: invalid value: integer `99999999`, expected u16 at line 1 column 46");
+        assert_eq!(
+            details(error),
+            Some(serde_json::json!({ "port": "invalid value: integer `99999999`, expected u16" }))
+        );
+    }
+
+    #[test]
+    fn json_error_keeps_nested_paths() {
+        let error = json_error("params.day.type: unknown variant `week` at line 1 column 80");
+        assert_eq!(
+            details(error),
+            Some(serde_json::json!({ "params.day.type": "unknown variant `week`" }))
+        );
+    }
+
+    #[test]
+    fn json_error_without_path_has_no_details() {
+        assert_eq!(details(json_error("expected value at line 1 column 1")), None);
+        assert_eq!(details(json_error("missing field `query` at line 1 column 2")), None);
     }
 }
