@@ -170,3 +170,17 @@ async fn sqlite_is_refused_outside_local_mode() {
         "{result:?}"
     );
 }
+
+#[tokio::test]
+async fn sqlite_nul_character_is_rejected() {
+    let db = TestDatabase::sqlite().await;
+    // SQLite stops reading text at a NUL, which once made the statement loop spin forever.
+    let run = db.database.execute(db.request("select 1\u{0}; select 2"));
+    let result = tokio::time::timeout(std::time::Duration::from_secs(10), run)
+        .await
+        .expect("a query with a NUL character returns at once");
+    assert!(
+        matches!(&result, Err(ConnectorError::InvalidQuery { message }) if message.contains("NUL")),
+        "{result:?}"
+    );
+}

@@ -54,6 +54,13 @@ pub fn check_allowed(statement: &Statement<'_>, dialect: Dialect) -> Result<(), 
 
 /// Splits query text, mapping splitter errors to a clear message.
 pub fn split_statements(text: &str, dialect: Dialect) -> Result<Vec<Statement<'_>>, ConnectorError> {
+    // SQL text cannot contain a NUL character: PostgreSQL rejects it, and SQLite stops reading
+    // at it, which made sqlx's statement loop spin forever.
+    if let Some(position) = text.find('\0') {
+        return Err(ConnectorError::InvalidQuery {
+            message: format!("The query contains a NUL character (\\u0000) at byte {position}; remove it."),
+        });
+    }
     let statements = super::split::split(text, dialect).map_err(|error| ConnectorError::InvalidQuery {
         message: format!("The query text is malformed: {error}."),
     })?;
