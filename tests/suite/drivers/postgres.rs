@@ -124,6 +124,48 @@ async fn postgres_parameters_decode_like_text() {
 }
 
 #[tokio::test]
+async fn postgres_types_beyond_builtins_come_as_text() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    db.run(
+        "CREATE TYPE mood AS ENUM ('ok', 'sad'); CREATE TYPE pair AS (a int, b text); \
+         CREATE TABLE tickets (id int, m mood, p pair, ms mood[]); \
+         INSERT INTO tickets VALUES (1, 'sad', ROW(2, 'x'), ARRAY['ok', 'sad']::mood[])",
+    )
+    .await;
+    let query = "SELECT m, p, ms, 'tickets'::regclass AS rel, to_tsvector('simple', 'a b') AS ts, \
+                 pg_typeof(1) AS t FROM tickets";
+
+    let output = db.run(query).await;
+    assert_eq!(
+        rows(&output),
+        json!([["sad", "(2,x)", "{ok,sad}", "tickets", "'a':1 'b':2", "integer"]])
+    );
+    let natives: Vec<&str> = output.result_sets[0]
+        .columns
+        .iter()
+        .map(|column| column.native_type.as_str())
+        .collect();
+    assert_eq!(
+        natives,
+        vec!["mood", "pair", "mood[]", "regclass", "tsvector", "regtype"]
+    );
+    assert!(
+        column_types(&output).iter().all(|(_, portable)| portable == "string"),
+        "{:?}",
+        column_types(&output)
+    );
+
+    // With a parameter the extended protocol runs, where sqlx resolves the types itself.
+    let mut request = db.request("SELECT m, $1::text AS echoed FROM tickets");
+    request.params = vec![ParamValue::Text("x".into())];
+    let binary = db.database.execute(request).await.expect("binary");
+    assert_eq!(rows(&binary), json!([["sad", "x"]]));
+    db.drop_database().await;
+}
+
+#[tokio::test]
 async fn postgres_row_cap_truncates_a_huge_result() {
     let Some(db) = TestDatabase::postgres().await else {
         return;
@@ -324,6 +366,28 @@ async fn postgres_errors_are_plain() {
         "{result:?}"
     );
     db.drop_database().await;
+}
+
+#[tokio::test]
+async fn postgres_on_another_server_port_is_unreachable() {
+    // The MySQL test server plays "some other server on the port".
+    let Some(mysql_url) = mako_tests::services::service_address("MAKO_TEST_MYSQL_URL", "a MySQL server") else {
+        return;
+    };
+    let port = url::Url::parse(&mysql_url).expect("MySQL URL").port().unwrap_or(3306);
+    let config = mako_databases::settings::ConnectionConfig::Postgres(mako_databases::settings::ServerConfig {
+        host: "127.0.0.1".into(),
+        port,
+        database: Some("postgres".into()),
+        username: "postgres".into(),
+        password: None,
+        tls: mako_databases::settings::TlsMode::Disable,
+    });
+    let database = mako_databases::open(config, &mako_tests::databases::local_policy())
+        .await
+        .expect("open");
+    let result = database.test().await;
+    assert!(matches!(result, Err(ConnectorError::Unreachable { .. })), "{result:?}");
 }
 
 #[tokio::test]

@@ -6,6 +6,8 @@
 //! on. Types without a rule here (ranges, composites, geometric and network types, custom
 //! base types) keep the server's own text.
 
+use std::collections::HashMap;
+
 use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime};
 use sqlx::TypeInfo;
 use sqlx::postgres::{PgTypeInfo, PgTypeKind};
@@ -47,10 +49,23 @@ mod oid {
     pub const JSONB: u32 = 3802;
 }
 
+/// Returns whether sqlx has only the type's OID. The simple query protocol leaves types that
+/// are not built in (enums, composites, `regclass`, `tsvector`, extension types)
+/// unresolved, and sqlx 0.9 panics when asked for the kind of such a type. Its display name
+/// is then `?`, which no resolved result type has.
+pub fn is_unresolved(type_info: &PgTypeInfo) -> bool {
+    type_info.name() == "?"
+}
+
+/// Returns the kind of a type, or `None` when sqlx has not resolved it (see [`is_unresolved`]).
+fn kind(type_info: &PgTypeInfo) -> Option<&PgTypeKind> {
+    (!is_unresolved(type_info)).then(|| type_info.kind())
+}
+
 /// The type that decides decoding: domains decode as their base type.
 fn effective(type_info: &PgTypeInfo) -> &PgTypeInfo {
-    match type_info.kind() {
-        PgTypeKind::Domain(base) => effective(base),
+    match kind(type_info) {
+        Some(PgTypeKind::Domain(base)) => effective(base),
         _ => type_info,
     }
 }
@@ -62,7 +77,7 @@ fn oid_of(type_info: &PgTypeInfo) -> Option<u32> {
 /// Portable type of a PostgreSQL type.
 pub fn portable(type_info: &PgTypeInfo) -> PortableType {
     let type_info = effective(type_info);
-    if let PgTypeKind::Array(_) = type_info.kind() {
+    if let Some(PgTypeKind::Array(_)) = kind(type_info) {
         return PortableType::Array;
     }
     portable_for_oid(type_info.oid().map(|oid| oid.0))
@@ -91,9 +106,16 @@ pub fn portable_for_oid(type_oid: Option<u32>) -> PortableType {
 }
 
 /// Describes a result column.
-pub fn column(name: &str, type_info: &PgTypeInfo) -> Column {
-    let mut column = Column::new(name, portable(type_info), type_info.name().to_ascii_lowercase());
-    if let PgTypeKind::Array(element) = effective(type_info).kind() {
+///
+/// `names` contains the names of types that sqlx left unresolved, by OID; their values arrive
+/// as text and are returned as strings.
+pub fn column(name: &str, type_info: &PgTypeInfo, names: &HashMap<u32, String>) -> Column {
+    let native = match (is_unresolved(type_info), type_info.oid()) {
+        (true, Some(oid)) => names.get(&oid.0).cloned().unwrap_or_else(|| format!("oid {}", oid.0)),
+        _ => type_info.name().to_ascii_lowercase(),
+    };
+    let mut column = Column::new(name, portable(type_info), native);
+    if let Some(PgTypeKind::Array(element)) = kind(effective(type_info)) {
         column.element_type = Some(portable(element));
     }
     column
@@ -102,7 +124,7 @@ pub fn column(name: &str, type_info: &PgTypeInfo) -> Column {
 /// Decodes a value in the text format.
 pub fn text_cell(type_info: &PgTypeInfo, text: &str) -> Cell {
     let type_info = effective(type_info);
-    if let PgTypeKind::Array(element) = type_info.kind() {
+    if let Some(PgTypeKind::Array(element)) = kind(type_info) {
         return match parse_pg_array(text) {
             Some(array) => array_cell(element, array),
             None => Cell::text(text),
@@ -181,7 +203,7 @@ impl Reader<'_> {
 /// form is not UTF-8 (such as PostGIS geometry) comes back as base64 instead of its text.
 pub fn binary_cell(type_info: &PgTypeInfo, bytes: &[u8]) -> Cell {
     let type_info = effective(type_info);
-    if let PgTypeKind::Array(element) = type_info.kind() {
+    if let Some(PgTypeKind::Array(element)) = kind(type_info) {
         return binary_array(element, bytes).unwrap_or_else(|| fallback(bytes));
     }
     let mut reader = Reader { bytes };

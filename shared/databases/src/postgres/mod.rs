@@ -40,6 +40,8 @@ pub struct Postgres {
     /// Connections per database and pool.
     pool_size: u32,
     pools: Mutex<HashMap<String, PgPool>>,
+    /// Names of types sqlx left unresolved, by database and OID (see `type_names`).
+    type_names: Mutex<HashMap<(String, u32), String>>,
     target: String,
 }
 
@@ -89,6 +91,7 @@ impl Postgres {
             connect_timeout: policy.connect_timeout,
             pool_size: policy.pool_size,
             pools: Mutex::new(HashMap::new()),
+            type_names: Mutex::new(HashMap::new()),
             target: format!("{}:{}", config.host, config.port),
         })
     }
@@ -212,6 +215,15 @@ fn map_error(error: sqlx::Error, target: &str, database: Option<&str>) -> Connec
                 reason: tidy_message(&message),
             }
         }
+        // Another kind of server on the port (MySQL, HTTP) replies with bytes PostgreSQL's
+        // protocol does not allow.
+        sqlx::Error::Protocol(message) => {
+            tracing::warn!(target, error = %message, "PostgreSQL protocol error");
+            ConnectorError::Unreachable {
+                target: target.to_owned(),
+                reason: "the server did not answer as PostgreSQL does (is the port right?)".into(),
+            }
+        }
         other => ConnectorError::internal(other),
     }
 }
@@ -299,6 +311,63 @@ async fn cancel_backend(options: PgConnectOptions, pid: i32) {
 }
 
 impl Postgres {
+    /// Returns the names of the types `oids` (as `format_type` writes them), from a cache or
+    /// looked up on another pooled connection, since the statement's own one is busy. A type
+    /// whose name cannot be learned is left out.
+    async fn type_names(&self, database: Option<&str>, oids: &[u32]) -> HashMap<u32, String> {
+        let mut names = HashMap::new();
+        if oids.is_empty() {
+            return names;
+        }
+        let key = database
+            .or(self.default_database.as_deref())
+            .unwrap_or_default()
+            .to_owned();
+        let missing: Vec<i64> = match self.type_names.lock() {
+            Ok(cache) => oids
+                .iter()
+                .filter(|oid| match cache.get(&(key.clone(), **oid)) {
+                    Some(name) => {
+                        names.insert(**oid, name.clone());
+                        false
+                    }
+                    None => true,
+                })
+                .map(|oid| i64::from(*oid))
+                .collect(),
+            Err(_) => oids.iter().map(|oid| i64::from(*oid)).collect(),
+        };
+        if missing.is_empty() {
+            return names;
+        }
+
+        let lookup = async {
+            let pool = self.pool(database).map_err(|error| anyhow::anyhow!("{error}"))?;
+            let mut connection = pool.acquire().await?;
+            let rows: Vec<(i64, String)> =
+                sqlx::query_as("SELECT oid::int8, format_type(oid, NULL) FROM pg_type WHERE oid::int8 = ANY($1)")
+                    .bind(&missing)
+                    .fetch_all(&mut *connection)
+                    .await?;
+            Ok::<_, anyhow::Error>(rows)
+        };
+        match tokio::time::timeout(Duration::from_secs(2), lookup).await {
+            Ok(Ok(rows)) => {
+                let mut cache = self.type_names.lock().ok();
+                for (oid, name) in rows {
+                    let Ok(oid) = u32::try_from(oid) else { continue };
+                    if let Some(cache) = cache.as_mut() {
+                        cache.insert((key.clone(), oid), name.clone());
+                    }
+                    names.insert(oid, name);
+                }
+            }
+            Ok(Err(error)) => tracing::warn!(error = %error, "failed to look up PostgreSQL type names"),
+            Err(_) => tracing::warn!("looking up PostgreSQL type names timed out"),
+        }
+        names
+    }
+
     async fn run(
         &self,
         request: &ExecuteRequest,
@@ -331,8 +400,16 @@ impl Postgres {
         let remaining = caps.remaining();
         let work = async {
             for statement in statements {
-                self.run_statement(&mut connection, statement, &request.params, caps, &mut canceller, sink)
-                    .await?;
+                self.run_statement(
+                    &mut connection,
+                    database,
+                    statement,
+                    &request.params,
+                    caps,
+                    &mut canceller,
+                    sink,
+                )
+                .await?;
             }
             Ok::<(), ConnectorError>(())
         };
@@ -369,9 +446,11 @@ impl Postgres {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments, reason = "the state of one execution, passed down")]
     async fn run_statement(
         &self,
         connection: &mut sqlx::PgConnection,
+        database: Option<&str>,
         statement: &Statement<'_>,
         params: &[ParamValue],
         caps: &mut Caps,
@@ -379,6 +458,8 @@ impl Postgres {
         sink: &mut dyn RowSink,
     ) -> Result<(), ConnectorError> {
         let mut writer = SetWriter::new(statement.text);
+        let mut type_names: Option<HashMap<u32, String>> = None;
+        let no_names = HashMap::new();
         let mut affected: Option<u64> = None;
 
         {
@@ -412,7 +493,11 @@ impl Postgres {
                         if writer.is_truncated() {
                             continue;
                         }
-                        if !writer.row(sink, caps, || columns_of(&row), decode_row(&row))? {
+                        if type_names.is_none() {
+                            type_names = Some(self.type_names(database, &unresolved_oids(&row)).await);
+                        }
+                        let names = type_names.as_ref().unwrap_or(&no_names);
+                        if !writer.row(sink, caps, || columns_of(&row, names), decode_row(&row))? {
                             // The cap is reached: stop the server from producing the rest,
                             // then read what is already on its way.
                             canceller.cancel().await;
@@ -447,7 +532,7 @@ impl Postgres {
         Ok(prepared
             .columns()
             .iter()
-            .map(|column| decode::column(column.name(), column.type_info()))
+            .map(|column| decode::column(column.name(), column.type_info(), &HashMap::new()))
             .collect())
     }
 }
@@ -461,10 +546,20 @@ fn returns_rows(statement: &Statement<'_>) -> bool {
     ) || statement.text.to_ascii_uppercase().contains("RETURNING")
 }
 
-fn columns_of(row: &PgRow) -> Vec<Column> {
+fn columns_of(row: &PgRow, names: &HashMap<u32, String>) -> Vec<Column> {
     row.columns()
         .iter()
-        .map(|column| decode::column(column.name(), column.type_info()))
+        .map(|column| decode::column(column.name(), column.type_info(), names))
+        .collect()
+}
+
+/// OIDs of the columns whose types sqlx left unresolved.
+fn unresolved_oids(row: &PgRow) -> Vec<u32> {
+    row.columns()
+        .iter()
+        .map(|column| column.type_info())
+        .filter(|type_info| decode::is_unresolved(type_info))
+        .filter_map(|type_info| type_info.oid().map(|oid| oid.0))
         .collect()
 }
 
