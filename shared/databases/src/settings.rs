@@ -245,6 +245,14 @@ fn check_host(value: &str) -> Result<String, ConnectorError> {
             format!("{value:?} is not a host name or IP address (Unix sockets and host lists are not supported)."),
         ));
     }
+    // A colon belongs only in an IPv6 address; `db.example.com:5432` puts the port in the
+    // wrong field.
+    if host.contains(':') && host.parse::<std::net::Ipv6Addr>().is_err() {
+        return Err(ConnectorError::invalid(
+            "host",
+            format!("{value:?} is not a host name or IP address; give the port in the port field."),
+        ));
+    }
     Ok(host.to_ascii_lowercase())
 }
 
@@ -483,6 +491,23 @@ pub fn merge_input(
         }
         settings.path = Some(check_relative_path(path)?);
     }
+
+    // A stored password goes only to the server it was saved for: otherwise an admin could
+    // point the connection at a server of their own and read the password from its login.
+    if let Some((before, stored)) = previous
+        && stored.password.is_some()
+        && input.password.is_none()
+        && input.connection_string.is_none()
+        && (settings.host != before.host
+            || settings.port != before.port
+            || settings.username != before.username
+            || settings.tls != before.tls)
+    {
+        return Err(ConnectorError::invalid(
+            "password",
+            "Send the password again when changing the host, port, username or TLS mode, or \"password\": null to remove it.",
+        ));
+    }
     Ok((settings, secret))
 }
 
@@ -691,9 +716,40 @@ mod tests {
     }
 
     #[test]
+    fn password_stays_with_its_server() {
+        let first = input(serde_json::json!({ "host": "h", "port": 5432, "username": "u", "password": "secret" }));
+        let (settings, secret) = merge_input(ConnectionKind::Postgres, &first, None).expect("create");
+        let previous = Some((&settings, &secret));
+
+        for change in [
+            serde_json::json!({ "host": "elsewhere.example.com" }),
+            serde_json::json!({ "port": 15432 }),
+            serde_json::json!({ "username": "other" }),
+            serde_json::json!({ "tls": "disable" }),
+        ] {
+            let result = merge_input(ConnectionKind::Postgres, &input(change.clone()), previous);
+            assert!(
+                matches!(result, Err(ConnectorError::InvalidConfig { field: "password", .. })),
+                "{change}: {result:?}"
+            );
+        }
+
+        let resent = input(serde_json::json!({ "host": "elsewhere.example.com", "password": "new" }));
+        let (_, moved) = merge_input(ConnectionKind::Postgres, &resent, previous).expect("password sent again");
+        assert_eq!(moved.password.as_deref(), Some("new"));
+        let same = input(serde_json::json!({ "host": "h", "port": 5432 }));
+        assert!(
+            merge_input(ConnectionKind::Postgres, &same, previous).is_ok(),
+            "nothing changed"
+        );
+    }
+
+    #[test]
     fn bad_fields_are_named() {
         let cases = [
             (serde_json::json!({ "host": "/var/run/db.sock" }), "host"),
+            (serde_json::json!({ "host": "db.example.com:5432" }), "host"),
+            (serde_json::json!({ "host": "127.0.0.1:5432" }), "host"),
             (serde_json::json!({ "host": "h", "port": 0 }), "port"),
             (
                 serde_json::json!({ "host": "h", "username": "" , "database": "a\u{0}b" }),
