@@ -10,6 +10,10 @@
 //! not send, so a connection goes back to the pool only when every statement it ran is one
 //! that leaves no session state (plain reads and row writes without user variables or
 //! locks); otherwise it is closed.
+//!
+//! NOTE: the check reads the statements' text, so a stored function that sets a user
+//! variable or takes a lock leaves that state on a pooled connection. The time limit and
+//! time zone are set again for every execution.
 
 mod decode;
 mod schema;
@@ -329,11 +333,19 @@ impl MySql {
         let mut connection = self.acquire(database, caps.deadline).await?;
         let flavour = self.flavour(&mut connection).await?;
 
-        let remaining_ms = caps.remaining().as_millis().max(1);
+        // Our own timer stops the query at the deadline with KILL QUERY and reports the
+        // timeout. The server's limit is a backstop a second later, because some functions
+        // it interrupts (MariaDB's BENCHMARK) return a value instead of an error. The time
+        // zone is set again too, since a stored function can change it for the session, and
+        // TIMESTAMP values are read as UTC.
+        let limit_ms = caps.remaining().as_millis().max(1) + 1000;
         let limit = if flavour == FLAVOUR_MARIADB {
-            format!("SET SESSION max_statement_time = {:.3}", remaining_ms as f64 / 1000.0)
+            format!(
+                "SET SESSION max_statement_time = {:.3}, time_zone = '+00:00'",
+                limit_ms as f64 / 1000.0
+            )
         } else {
-            format!("SET SESSION max_execution_time = {remaining_ms}")
+            format!("SET SESSION max_execution_time = {limit_ms}, time_zone = '+00:00'")
         };
         connection
             .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(limit)))
@@ -381,7 +393,12 @@ impl MySql {
                 if !reusable {
                     let _ = connection.detach().close().await;
                 }
-                return Err(error);
+                return Err(match error {
+                    ConnectorError::Timeout { .. } => ConnectorError::Timeout {
+                        timeout: request.timeout,
+                    },
+                    other => other,
+                });
             }
             Err(_) => {
                 killer.kill().await;
