@@ -515,6 +515,7 @@ pub fn merge_input(
 fn check_relative_path(path: &str) -> Result<String, ConnectorError> {
     let candidate = Path::new(path.trim());
     let plain = !path.trim().is_empty()
+        && !path.chars().any(char::is_control)
         && candidate
             .components()
             .all(|component| matches!(component, Component::Normal(_)))
@@ -767,7 +768,14 @@ mod tests {
 
     #[test]
     fn sqlite_paths_stay_inside_the_folder() {
-        for path in ["../etc/passwd", "/etc/passwd", "a/../../b", ""] {
+        for path in [
+            "../etc/passwd",
+            "/etc/passwd",
+            "a/../../b",
+            "",
+            "a\u{0}.db",
+            "line\nbreak.db",
+        ] {
             let result = merge_input(
                 ConnectionKind::Sqlite,
                 &input(serde_json::json!({ "path": path })),

@@ -41,7 +41,7 @@ impl Sqlite {
     async fn connect(&self, read_only: bool) -> Result<sqlx::SqliteConnection, ConnectorError> {
         if !self.path.is_file() {
             return Err(ConnectorError::Unreachable {
-                target: self.path.display().to_string(),
+                target: display_name(&self.path),
                 reason: "the file does not exist".into(),
             });
         }
@@ -55,6 +55,15 @@ impl Sqlite {
             .await
             .map_err(|error| map_error(error, &self.path))
     }
+}
+
+/// Names a database file in messages by its file name, so errors do not reveal where the
+/// server keeps its files.
+fn display_name(path: &std::path::Path) -> String {
+    path.file_name().map_or_else(
+        || "the SQLite file".to_owned(),
+        |name| name.to_string_lossy().into_owned(),
+    )
 }
 
 fn map_error(error: sqlx::Error, path: &std::path::Path) -> ConnectorError {
@@ -78,7 +87,7 @@ fn map_error(error: sqlx::Error, path: &std::path::Path) -> ConnectorError {
             }
         }
         sqlx::Error::Io(io) => ConnectorError::Unreachable {
-            target: path.display().to_string(),
+            target: display_name(path),
             reason: tidy_message(&io.to_string()),
         },
         other => ConnectorError::internal(other),

@@ -184,3 +184,19 @@ async fn sqlite_nul_character_is_rejected() {
         "{result:?}"
     );
 }
+
+#[tokio::test]
+async fn sqlite_errors_name_only_the_file() {
+    let folder = tempfile::tempdir().expect("folder");
+    let config = mako_databases::settings::ConnectionConfig::Sqlite {
+        path: folder.path().join("missing.db"),
+    };
+    let database = mako_databases::open(config, &mako_tests::databases::local_policy())
+        .await
+        .expect("open");
+    let result = database.test().await;
+    match result {
+        Err(ConnectorError::Unreachable { target, .. }) => assert_eq!(target, "missing.db"),
+        other => panic!("{other:?}"),
+    }
+}
