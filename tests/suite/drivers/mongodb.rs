@@ -171,3 +171,25 @@ async fn mongodb_test_and_schema() {
     assert_eq!(total.portable, mako_databases::PortableType::Decimal);
     db.drop_database().await;
 }
+
+#[tokio::test]
+async fn mongodb_unreachable_is_plain() {
+    // A closed port on this machine: nothing listens on port 1.
+    let config = mako_databases::settings::ConnectionConfig::Mongodb(mako_databases::settings::MongoConfig {
+        uri: mako_core::ports::SecretString::new("mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=1000"),
+        hosts: vec![("127.0.0.1".into(), 1)],
+        srv: false,
+        database: Some("shop".into()),
+        tls: mako_databases::settings::TlsMode::Disable,
+    });
+    let database = mako_databases::open(config, &mako_tests::databases::local_policy())
+        .await
+        .expect("open");
+    match database.test().await {
+        Err(ConnectorError::Unreachable { reason, .. }) => {
+            assert!(!reason.contains("Topology"), "{reason}");
+            assert!(reason.contains("refused"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

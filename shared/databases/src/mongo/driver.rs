@@ -109,13 +109,37 @@ fn target_of(config: &MongoConfig) -> String {
         .join(",")
 }
 
+/// Extracts why no server could be selected from the driver's message, which describes
+/// the whole topology (`… Servers: [ { Address: h:1, …, Error: Kind: I/O error: Connection
+/// refused (os error 111), labels: … } ] }`), and rewrites it in plain words.
+fn selection_reason(message: &str) -> String {
+    let cause = message.find("Error: ").map(|start| {
+        let rest = &message[start + "Error: ".len()..];
+        let rest = rest.strip_prefix("Kind: ").unwrap_or(rest);
+        let end = [", labels", ", source", " }"]
+            .iter()
+            .filter_map(|marker| rest.find(marker))
+            .min()
+            .unwrap_or(rest.len());
+        &rest[..end]
+    });
+    match cause {
+        Some(cause) if cause.contains("Connection refused") => {
+            "the connection was refused (is the database running and the port right?)".into()
+        }
+        Some(cause) if cause.contains("timed out") => "connecting timed out".into(),
+        Some(cause) => format!("no server answered: {}", tidy_message(cause)),
+        None => "no server of the deployment answered in time".into(),
+    }
+}
+
 fn map_error(error: mongodb::error::Error, target: &str) -> ConnectorError {
     use mongodb::error::ErrorKind;
     match error.kind.as_ref() {
         ErrorKind::Authentication { .. } => ConnectorError::AuthenticationFailed,
         ErrorKind::ServerSelection { message, .. } => ConnectorError::Unreachable {
             target: target.to_owned(),
-            reason: tidy_message(message),
+            reason: selection_reason(message),
         },
         ErrorKind::Io(io) => ConnectorError::Unreachable {
             target: target.to_owned(),
