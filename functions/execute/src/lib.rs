@@ -169,7 +169,7 @@ async fn execute(
         read_only,
         params,
     };
-    let mut sink = JsonSink::default();
+    let mut sink = JsonSink::with_memory(state.result_memory.clone());
     let outcome = database.execute_into(request, &mut sink).await;
     match outcome {
         Ok(elapsed_ms) => {

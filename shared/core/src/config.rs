@@ -67,6 +67,8 @@ pub struct ConnectorSettings {
     pub max_timeout: Duration,
     /// Most connections per workspace.
     pub max_connections_per_workspace: u32,
+    /// Bytes of encoded results all executions of this process may hold at once.
+    pub result_memory: usize,
     /// Maximum open connections to one user database (per database of a server) in this process.
     pub pool_size: u32,
 }
@@ -258,6 +260,30 @@ fn connector_settings(lookup: &dyn Lookup, local: bool) -> Result<ConnectorSetti
         if local { 30_000 } else { 20_000 },
         100..=3_600_000,
     )?);
+    // A Lambda response is at most 6 MB, so the cloud default leaves room for the envelope.
+    let max_result_bytes = parse_number(
+        lookup,
+        "MAKO_EXECUTE_MAX_RESULT_BYTES",
+        if local { 64 * 1024 * 1024 } else { 5 * 1024 * 1024 },
+        1024..=1024 * 1024 * 1024,
+    )? as usize;
+    // The local default fits eight results of the default maximum size. A Lambda instance
+    // runs one execution at a time.
+    let result_memory = parse_number(
+        lookup,
+        "MAKO_EXECUTE_MEMORY_BYTES",
+        if local { 512 * 1024 * 1024 } else { 8 * 1024 * 1024 },
+        1024..=64 * 1024 * 1024 * 1024,
+    )? as usize;
+    if result_memory < max_result_bytes {
+        return Err(ConfigError {
+            variable: "MAKO_EXECUTE_MEMORY_BYTES",
+            value: result_memory.to_string(),
+            reason: format!(
+                "must be at least MAKO_EXECUTE_MAX_RESULT_BYTES ({max_result_bytes}), or no full result could be held"
+            ),
+        });
+    }
     if default_rows > max_rows {
         return Err(ConfigError {
             variable: "MAKO_EXECUTE_DEFAULT_ROWS",
@@ -283,17 +309,12 @@ fn connector_settings(lookup: &dyn Lookup, local: bool) -> Result<ConnectorSetti
         connect_timeout: Duration::from_millis(parse_number(lookup, "MAKO_CONNECT_TIMEOUT_MS", 10_000, 100..=120_000)?),
         default_rows,
         max_rows,
-        // A Lambda response is at most 6 MB, so the cloud default leaves room for the envelope.
-        max_result_bytes: parse_number(
-            lookup,
-            "MAKO_EXECUTE_MAX_RESULT_BYTES",
-            if local { 64 * 1024 * 1024 } else { 5 * 1024 * 1024 },
-            1024..=1024 * 1024 * 1024,
-        )? as usize,
+        max_result_bytes,
         default_timeout,
         max_timeout,
         max_connections_per_workspace: parse_number(lookup, "MAKO_MAX_CONNECTIONS_PER_WORKSPACE", 100, 1..=10_000)?
             as u32,
+        result_memory,
         // A Lambda instance serves one request at a time. The second connection serves the next
         // request while the first is reset after its query.
         pool_size: parse_number(lookup, "MAKO_DATABASE_POOL_SIZE", if local { 10 } else { 2 }, 1..=100)? as u32,
@@ -462,6 +483,12 @@ mod tests {
         assert!(error.to_string().contains("from 1"), "{error}");
         let error = Config::from_lookup(&lookup(&[("MAKO_APP_URL", "ftp://x")])).expect_err("bad scheme");
         assert_eq!(error.variable, "MAKO_APP_URL");
+        let error = Config::from_lookup(&lookup(&[
+            ("MAKO_EXECUTE_MAX_RESULT_BYTES", "2097152"),
+            ("MAKO_EXECUTE_MEMORY_BYTES", "1048576"),
+        ]))
+        .expect_err("result memory below one result");
+        assert_eq!(error.variable, "MAKO_EXECUTE_MEMORY_BYTES");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, Semaphore};
 
 use crate::config::Config;
 use crate::crypto::CredentialCipher;
@@ -30,13 +30,21 @@ pub struct Inner {
     pub blobs: Arc<dyn Blobs>,
     pub queue: Arc<dyn Queue>,
     pub secrets: Arc<dyn Secrets>,
+    /// Memory for encoded query results, one permit per KiB (`MAKO_EXECUTE_MEMORY_BYTES`).
+    pub result_memory: Arc<Semaphore>,
     /// Built from the master key on first use.
     cipher: OnceCell<CredentialCipher>,
 }
 
 impl AppState {
     pub fn new(config: Config, ports: Ports) -> Self {
+        let result_kib = config
+            .connectors
+            .result_memory
+            .div_ceil(1024)
+            .min(Semaphore::MAX_PERMITS);
         Self(Arc::new(Inner {
+            result_memory: Arc::new(Semaphore::new(result_kib)),
             config,
             store: ports.store,
             blobs: ports.blobs,

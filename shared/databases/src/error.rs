@@ -37,6 +37,9 @@ pub enum ConnectorError {
     /// The query text could not be parsed (MongoDB shell syntax, unterminated SQL strings).
     #[error("{message}")]
     InvalidQuery { message: String },
+    /// The results of all running executions already use the process's result memory.
+    #[error("The server is holding as many query results as MAKO_EXECUTE_MEMORY_BYTES allows; retry in a moment.")]
+    ResultMemoryFull,
     #[error("connector failure")]
     Internal(#[source] anyhow::Error),
 }

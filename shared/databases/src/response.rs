@@ -14,11 +14,14 @@
 //! where the top-level result is the last statement's, and `resultSets` lists every
 //! statement's result in order when the text had more than one.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Map, Value};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ConnectorError;
 use crate::execute::{RowSink, SetEnd};
@@ -38,6 +41,45 @@ struct EncodedSet {
 pub struct JsonSink {
     sets: Vec<EncodedSet>,
     current: Vec<u8>,
+    /// Bytes of rows in `sets`.
+    finished_bytes: usize,
+    memory: Option<MemoryCharge>,
+}
+
+/// The part of the process's result memory a sink holds, one permit per KiB.
+struct MemoryCharge {
+    pool: Arc<Semaphore>,
+    held: Option<OwnedSemaphorePermit>,
+    held_kib: usize,
+}
+
+/// KiB taken from the pool at a time, so a large result does not take permits row by row,
+/// while a small one holds little.
+const CHARGE_STEP_KIB: usize = 64;
+
+impl MemoryCharge {
+    /// Takes permits until the sink has `bytes` covered, or fails when the pool cannot
+    /// supply them now. It never waits, because the rows are already in memory.
+    fn cover(&mut self, bytes: usize) -> Result<(), ConnectorError> {
+        let needed_kib = bytes.div_ceil(1024);
+        if needed_kib <= self.held_kib {
+            return Ok(());
+        }
+        let step = (needed_kib - self.held_kib).max(CHARGE_STEP_KIB);
+        let step = step.min(self.pool.available_permits().max(needed_kib - self.held_kib));
+        let permits = u32::try_from(step).map_err(|_| ConnectorError::ResultMemoryFull)?;
+        let permit = self
+            .pool
+            .clone()
+            .try_acquire_many_owned(permits)
+            .map_err(|_| ConnectorError::ResultMemoryFull)?;
+        match self.held.as_mut() {
+            Some(held) => held.merge(permit),
+            None => self.held = Some(permit),
+        }
+        self.held_kib += step;
+        Ok(())
+    }
 }
 
 impl RowSink for JsonSink {
@@ -56,7 +98,12 @@ impl RowSink for JsonSink {
         if !self.current.is_empty() {
             self.current.push(b',');
         }
-        serde_json::to_writer(&mut self.current, &cells).map_err(ConnectorError::internal)
+        serde_json::to_writer(&mut self.current, &cells).map_err(ConnectorError::internal)?;
+        let bytes = self.finished_bytes + self.current.len();
+        match self.memory.as_mut() {
+            Some(memory) => memory.cover(bytes),
+            None => Ok(()),
+        }
     }
 
     fn end(&mut self, end: SetEnd) -> Result<(), ConnectorError> {
@@ -64,12 +111,27 @@ impl RowSink for JsonSink {
             return Err(ConnectorError::internal(anyhow::anyhow!("end before begin")));
         };
         set.rows = Bytes::from(std::mem::take(&mut self.current));
+        self.finished_bytes += set.rows.len();
         set.end = end;
         Ok(())
     }
 }
 
 impl JsonSink {
+    /// Creates a sink that takes the memory of its encoded rows from `pool` (one permit per
+    /// KiB) and fails with [`ConnectorError::ResultMemoryFull`] when the pool runs out. The
+    /// memory goes back when the response body is sent or dropped.
+    pub fn with_memory(pool: Arc<Semaphore>) -> JsonSink {
+        JsonSink {
+            memory: Some(MemoryCharge {
+                pool,
+                held: None,
+                held_kib: 0,
+            }),
+            ..JsonSink::default()
+        }
+    }
+
     /// Rows returned, over all result sets.
     pub fn row_count(&self) -> usize {
         self.sets.iter().map(|set| set.end.row_count).sum()
@@ -116,7 +178,12 @@ impl JsonSink {
         chunks.push(Bytes::from_static(b"}}"));
 
         let length: usize = chunks.iter().map(Bytes::len).sum();
-        let stream = futures::stream::iter(chunks.into_iter().map(Ok::<Bytes, std::convert::Infallible>));
+        // The body owns the memory permits until it is sent or dropped.
+        let permits = self.memory.and_then(|memory| memory.held);
+        let stream = futures::stream::iter(chunks.into_iter().map(move |chunk| {
+            let _held = &permits;
+            Ok::<Bytes, std::convert::Infallible>(chunk)
+        }));
         let mut response = (StatusCode::OK, Body::from_stream(stream)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -183,6 +250,41 @@ mod tests {
                 .expect("row");
         }
         writer.end(sink, None).expect("end");
+    }
+
+    /// Writes `count` rows of about 1 KiB of text each.
+    fn write_text_rows(sink: &mut JsonSink, count: usize) -> Result<(), ConnectorError> {
+        sink.begin(
+            "select text".into(),
+            vec![Column::new("t", PortableType::String, "text")],
+        )?;
+        for _ in 0..count {
+            sink.row(vec![Cell::text("x".repeat(1000))])?;
+        }
+        sink.end(SetEnd::default())
+    }
+
+    #[tokio::test]
+    async fn result_memory_is_shared_and_returned() {
+        // 3 MiB for the process: one result of 2 MiB fits, a second one does not.
+        let pool = Arc::new(Semaphore::new(3 * 1024));
+        let mut first = JsonSink::with_memory(pool.clone());
+        write_text_rows(&mut first, 2_000).expect("first result fits");
+
+        let mut second = JsonSink::with_memory(pool.clone());
+        let refused = write_text_rows(&mut second, 2_000);
+        assert!(matches!(refused, Err(ConnectorError::ResultMemoryFull)), "{refused:?}");
+        drop(second);
+
+        // The first result's memory stays taken until its body is sent.
+        let response = first.into_response(1, Map::new());
+        assert!(pool.available_permits() < 2 * 1024, "{}", pool.available_permits());
+        let body = body_json(response).await;
+        assert_eq!(body["data"]["rows"].as_array().map(Vec::len), Some(2_000));
+        assert_eq!(pool.available_permits(), 3 * 1024, "every permit is back");
+
+        let mut third = JsonSink::with_memory(pool.clone());
+        write_text_rows(&mut third, 2_000).expect("fits again once the first is sent");
     }
 
     #[tokio::test]
