@@ -166,6 +166,23 @@ async fn postgres_types_beyond_builtins_come_as_text() {
 }
 
 #[tokio::test]
+async fn postgres_arrays_with_bounds_are_arrays() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    let output = db
+        .run("SELECT '[0:1]={1,2}'::int[] AS a, '[2:3][1:1]={{7},{8}}'::int[] AS b")
+        .await;
+    assert_eq!(rows(&output), json!([[[1, 2], [[7], [8]]]]));
+
+    let mut request = db.request("SELECT '[0:1]={1,2}'::int[] AS a, '[2:3][1:1]={{7},{8}}'::int[] AS b, $1::text AS t");
+    request.params = vec![ParamValue::Text("x".into())];
+    let binary = db.database.execute(request).await.expect("binary");
+    assert_eq!(rows(&binary), json!([[[1, 2], [[7], [8]], "x"]]));
+    db.drop_database().await;
+}
+
+#[tokio::test]
 async fn postgres_row_cap_truncates_a_huge_result() {
     let Some(db) = TestDatabase::postgres().await else {
         return;

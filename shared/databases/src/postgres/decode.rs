@@ -125,7 +125,15 @@ pub fn column(name: &str, type_info: &PgTypeInfo, names: &HashMap<u32, String>) 
 pub fn text_cell(type_info: &PgTypeInfo, text: &str) -> Cell {
     let type_info = effective(type_info);
     if let Some(PgTypeKind::Array(element)) = kind(type_info) {
-        return match parse_pg_array(text) {
+        // An array whose lower bound is not 1 starts with its bounds, as in `[0:1]={1,2}`.
+        // JSON arrays have no bounds, so the elements are returned without them.
+        let elements = match text.strip_prefix('[') {
+            Some(_) => text
+                .split_once("]={")
+                .map_or(text, |(_, rest)| &text[text.len() - rest.len() - 1..]),
+            None => text,
+        };
+        return match parse_pg_array(elements) {
             Some(array) => array_cell(element, array),
             None => Cell::text(text),
         };
