@@ -10,6 +10,7 @@ pub mod guard;
 pub mod mongo;
 pub mod mysql;
 pub mod params;
+mod pools;
 pub mod postgres;
 pub mod registry;
 pub mod response;

@@ -18,27 +18,25 @@
 mod decode;
 mod schema;
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use mako_core::config::ConnectorSettings;
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow, MySqlSslMode};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlRow, MySqlSslMode};
 use sqlx::{Column as _, Connection, Either, Executor, Row, ValueRef};
 
 use crate::error::{ConnectorError, tidy_message};
 use crate::execute::{Caps, ExecuteRequest, RowSink, SetWriter};
 use crate::params::ParamValue;
+use crate::pools::{self, Pools};
 use crate::postgres::io_error;
 use crate::settings::{ServerConfig, TlsMode};
 use crate::sql::guard::{check_read_only, split_statements};
 use crate::sql::split::{Dialect, Statement};
 use crate::value::{Cell, Column};
 use crate::{ColumnInfo, Database, TableInfo, TestReport};
-
-const MAX_POOLS: usize = 8;
 
 /// Server flavour, learned on the first execution: it decides the time-limit variable.
 const FLAVOUR_UNKNOWN: u8 = 0;
@@ -51,7 +49,7 @@ pub struct MySql {
     connect_timeout: Duration,
     /// Connections per database and pool.
     pool_size: u32,
-    pools: Mutex<HashMap<String, MySqlPool>>,
+    pools: Pools<sqlx::MySql>,
     target: String,
     flavour: Arc<AtomicU8>,
 }
@@ -91,7 +89,7 @@ impl MySql {
             default_database: config.database.clone(),
             connect_timeout: policy.connect_timeout,
             pool_size: policy.pool_size,
-            pools: Mutex::new(HashMap::new()),
+            pools: Pools::new(),
             target: format!("{}:{}", config.host, config.port),
             flavour: Arc::new(AtomicU8::new(FLAVOUR_UNKNOWN)),
         })
@@ -104,47 +102,26 @@ impl MySql {
         }
     }
 
+    /// Returns the pool of `database` (the connection's default when `None`).
     fn pool(&self, database: Option<&str>) -> Result<MySqlPool, ConnectorError> {
-        let name = database
-            .map(str::to_owned)
-            .or_else(|| self.default_database.clone())
-            .unwrap_or_default();
-        let mut pools = self
-            .pools
-            .lock()
-            .map_err(|_| ConnectorError::internal(anyhow::anyhow!("pool map poisoned")))?;
-        if let Some(pool) = pools.get(&name) {
-            return Ok(pool.clone());
-        }
-        if pools.len() >= MAX_POOLS
-            && let Some(evicted) = pools.keys().find(|key| **key != name).cloned()
-            && let Some(pool) = pools.remove(&evicted)
-        {
-            tokio::spawn(async move { pool.close().await });
-        }
-        let flavour = self.flavour.clone();
-        let pool = MySqlPoolOptions::new()
-            .max_connections(self.pool_size)
-            .min_connections(0)
-            .acquire_timeout(self.connect_timeout)
-            .idle_timeout(Duration::from_secs(300))
-            .max_lifetime(Duration::from_secs(1800))
-            .test_before_acquire(false)
-            .after_release(move |connection, _| {
-                // End any transaction and lift the execution's time limit before reuse.
-                let reset = match flavour.load(Ordering::Relaxed) {
-                    FLAVOUR_MARIADB => "ROLLBACK; SET SESSION max_statement_time = 0",
-                    FLAVOUR_MYSQL => "ROLLBACK; SET SESSION max_execution_time = 0",
-                    _ => "ROLLBACK",
-                };
-                Box::pin(async move {
-                    connection.execute(sqlx::raw_sql(reset)).await?;
-                    Ok(true)
+        let name = database.or(self.default_database.as_deref()).unwrap_or_default();
+        self.pools.get(name, || {
+            let flavour = self.flavour.clone();
+            pools::options::<sqlx::MySql>(self.pool_size, self.connect_timeout)
+                .after_release(move |connection, _| {
+                    // End any transaction and lift the execution's time limit before reuse.
+                    let reset = match flavour.load(Ordering::Relaxed) {
+                        FLAVOUR_MARIADB => "ROLLBACK; SET SESSION max_statement_time = 0",
+                        FLAVOUR_MYSQL => "ROLLBACK; SET SESSION max_execution_time = 0",
+                        _ => "ROLLBACK",
+                    };
+                    Box::pin(async move {
+                        connection.execute(sqlx::raw_sql(reset)).await?;
+                        Ok(true)
+                    })
                 })
-            })
-            .connect_lazy_with(self.options_for(Some(&name)));
-        pools.insert(name, pool.clone());
-        Ok(pool)
+                .connect_lazy_with(self.options_for(Some(name)))
+        })
     }
 
     async fn acquire(
@@ -153,21 +130,10 @@ impl MySql {
         deadline: Instant,
     ) -> Result<sqlx::pool::PoolConnection<sqlx::MySql>, ConnectorError> {
         let pool = self.pool(database)?;
-        let wait = deadline
-            .saturating_duration_since(Instant::now())
-            .min(self.connect_timeout);
-        match tokio::time::timeout(wait, pool.acquire()).await {
-            Ok(Ok(connection)) => Ok(connection),
-            Ok(Err(error)) => Err(map_error(
-                error,
-                &self.target,
-                database.or(self.default_database.as_deref()),
-            )),
-            Err(_) => Err(ConnectorError::Unreachable {
-                target: self.target.clone(),
-                reason: "connecting timed out".into(),
-            }),
-        }
+        pools::acquire(&pool, deadline, self.connect_timeout, &self.target, |error| {
+            map_error(error, &self.target, database.or(self.default_database.as_deref()))
+        })
+        .await
     }
 
     /// Learns whether the server is MariaDB (once per driver).
@@ -603,13 +569,7 @@ impl Database for MySql {
     }
 
     async fn close(&self) {
-        let pools: Vec<MySqlPool> = match self.pools.lock() {
-            Ok(mut pools) => pools.drain().map(|(_, pool)| pool).collect(),
-            Err(_) => Vec::new(),
-        };
-        for pool in pools {
-            pool.close().await;
-        }
+        self.pools.close().await;
     }
 }
 

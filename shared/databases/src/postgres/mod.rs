@@ -18,20 +18,18 @@ use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use mako_core::config::ConnectorSettings;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgSslMode, PgValueFormat};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgRow, PgSslMode, PgValueFormat};
 use sqlx::{Column as _, Connection, Either, Executor, Row, Statement as _, ValueRef};
 
 use crate::error::{ConnectorError, tidy_message};
 use crate::execute::{Caps, ExecuteRequest, RowSink, SetWriter};
 use crate::params::ParamValue;
+use crate::pools::{self, Pools};
 use crate::settings::{ServerConfig, TlsMode};
 use crate::sql::guard::{check_read_only, split_statements};
 use crate::sql::split::{Dialect, Statement};
 use crate::value::{Cell, Column};
 use crate::{ColumnInfo, Database, TableInfo, TestReport};
-
-/// Databases of one connection with a pool open at once.
-const MAX_POOLS: usize = 8;
 
 pub struct Postgres {
     options: PgConnectOptions,
@@ -39,7 +37,7 @@ pub struct Postgres {
     connect_timeout: Duration,
     /// Connections per database and pool.
     pool_size: u32,
-    pools: Mutex<HashMap<String, PgPool>>,
+    pools: Pools<sqlx::Postgres>,
     /// Names of types sqlx left unresolved, by database and OID (see `type_names`).
     type_names: Mutex<HashMap<(String, u32), String>>,
     target: String,
@@ -90,7 +88,7 @@ impl Postgres {
             default_database: config.database.clone(),
             connect_timeout: policy.connect_timeout,
             pool_size: policy.pool_size,
-            pools: Mutex::new(HashMap::new()),
+            pools: Pools::new(),
             type_names: Mutex::new(HashMap::new()),
             target: format!("{}:{}", config.host, config.port),
         })
@@ -98,43 +96,17 @@ impl Postgres {
 
     /// Returns the pool of `database` (the connection's default when `None`).
     fn pool(&self, database: Option<&str>) -> Result<PgPool, ConnectorError> {
-        let name = database
-            .map(str::to_owned)
-            .or_else(|| self.default_database.clone())
-            .unwrap_or_default();
-        let mut pools = self
-            .pools
-            .lock()
-            .map_err(|_| ConnectorError::internal(anyhow::anyhow!("pool map poisoned")))?;
-        if let Some(pool) = pools.get(&name) {
-            return Ok(pool.clone());
-        }
-        if pools.len() >= MAX_POOLS
-            && let Some(evicted) = pools.keys().find(|key| **key != name).cloned()
-            && let Some(pool) = pools.remove(&evicted)
-        {
-            tokio::spawn(async move { pool.close().await });
-        }
-
-        let mut options = self.options.clone();
-        if !name.is_empty() {
-            options = options.database(&name);
-        }
-        let pool = PgPoolOptions::new()
-            .max_connections(self.pool_size)
-            .min_connections(0)
-            .acquire_timeout(self.connect_timeout)
-            .idle_timeout(Duration::from_secs(300))
-            .max_lifetime(Duration::from_secs(1800))
-            .test_before_acquire(false)
-            .after_release(|connection, _| Box::pin(async move { reset(connection).await }))
-            .connect_lazy_with(options);
-        pools.insert(name, pool.clone());
-        Ok(pool)
+        let name = database.or(self.default_database.as_deref()).unwrap_or_default();
+        self.pools.get(name, || {
+            pools::options(self.pool_size, self.connect_timeout)
+                .after_release(|connection, _| Box::pin(async move { reset(connection).await }))
+                .connect_lazy_with(self.options_for(Some(name)))
+        })
     }
 
-    /// Options of a one-off connection to `database`, used to cancel queries.
-    fn control_options(&self, database: Option<&str>) -> PgConnectOptions {
+    /// Returns the options of a connection to `database` (the connection's default when
+    /// `None`), for pools and for one-off connections that cancel queries.
+    fn options_for(&self, database: Option<&str>) -> PgConnectOptions {
         match database.or(self.default_database.as_deref()) {
             Some(name) if !name.is_empty() => self.options.clone().database(name),
             _ => self.options.clone(),
@@ -147,21 +119,10 @@ impl Postgres {
         deadline: Instant,
     ) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, ConnectorError> {
         let pool = self.pool(database)?;
-        let wait = deadline
-            .saturating_duration_since(Instant::now())
-            .min(self.connect_timeout);
-        match tokio::time::timeout(wait, pool.acquire()).await {
-            Ok(Ok(connection)) => Ok(connection),
-            Ok(Err(error)) => Err(map_error(
-                error,
-                &self.target,
-                database.or(self.default_database.as_deref()),
-            )),
-            Err(_) => Err(ConnectorError::Unreachable {
-                target: self.target.clone(),
-                reason: "connecting timed out".into(),
-            }),
-        }
+        pools::acquire(&pool, deadline, self.connect_timeout, &self.target, |error| {
+            map_error(error, &self.target, database.or(self.default_database.as_deref()))
+        })
+        .await
     }
 }
 
@@ -392,7 +353,7 @@ impl Postgres {
             .and_then(|row| row.try_get::<i32, _>(0).ok())
             .ok_or_else(|| ConnectorError::internal(anyhow::anyhow!("pg_backend_pid returned no row")))?;
         let mut canceller = Canceller {
-            options: self.control_options(database),
+            options: self.options_for(database),
             pid,
             armed: true,
         };
@@ -609,7 +570,7 @@ fn bind<'q>(query: PgQuery<'q>, param: &ParamValue) -> PgQuery<'q> {
 impl Database for Postgres {
     async fn test(&self) -> Result<TestReport, ConnectorError> {
         let started = Instant::now();
-        let mut connection = sqlx::PgConnection::connect_with(&self.control_options(None))
+        let mut connection = sqlx::PgConnection::connect_with(&self.options_for(None))
             .await
             .map_err(|error| map_error(error, &self.target, self.default_database.as_deref()))?;
         let version: String = sqlx::query_scalar("SHOW server_version")
@@ -661,13 +622,7 @@ impl Database for Postgres {
     }
 
     async fn close(&self) {
-        let pools: Vec<PgPool> = match self.pools.lock() {
-            Ok(mut pools) => pools.drain().map(|(_, pool)| pool).collect(),
-            Err(_) => Vec::new(),
-        };
-        for pool in pools {
-            pool.close().await;
-        }
+        self.pools.close().await;
     }
 }
 
