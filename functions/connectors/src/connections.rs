@@ -19,7 +19,7 @@ use mako_databases::settings::{
 use mako_databases::{ConnectorError, TestReport};
 use serde::Deserialize;
 
-/// Longest connection name, in characters.
+/// Maximum connection name length, in characters.
 const MAX_NAME_CHARS: usize = 100;
 /// Attempts at an update that keeps meeting concurrent changes.
 const UPDATE_ATTEMPTS: usize = 4;

@@ -11,7 +11,7 @@ use mako_databases::service;
 use serde::Deserialize;
 use serde_json::json;
 
-/// Longest database, schema or table name accepted.
+/// Maximum length of a database, schema or table name.
 const MAX_NAME_BYTES: usize = 256;
 
 #[derive(Deserialize)]

@@ -24,9 +24,9 @@ use mako_databases::settings::ConnectionKind;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-/// Longest query text accepted, in bytes.
+/// Maximum query text length, in bytes.
 const MAX_QUERY_BYTES: usize = 1024 * 1024;
-/// Most parameters one request may bind.
+/// Maximum parameters one request may bind.
 const MAX_PARAMS: usize = 1000;
 /// Shortest time limit a request may set.
 const MIN_TIMEOUT_MS: u64 = 100;

@@ -57,15 +57,15 @@ pub struct ConnectorSettings {
     pub connect_timeout: Duration,
     /// Rows returned when a request sets no limit.
     pub default_rows: usize,
-    /// Most rows a request may ask for.
+    /// Maximum rows a request may ask for.
     pub max_rows: usize,
-    /// Most bytes of values in one result; beyond it the result is truncated.
+    /// Maximum bytes of values in one result. Beyond it the result is truncated.
     pub max_result_bytes: usize,
     /// Query time limit when a request sets none.
     pub default_timeout: Duration,
-    /// Longest time limit a request may ask for.
+    /// Maximum time limit a request may ask for.
     pub max_timeout: Duration,
-    /// Most connections per workspace.
+    /// Maximum connections per workspace.
     pub max_connections_per_workspace: u32,
     /// Bytes of encoded results all executions of this process may hold at once.
     pub result_memory: usize,

@@ -193,7 +193,7 @@ pub fn statement_label(text: &str) -> String {
     }
 }
 
-/// Counts rows and bytes across result sets and says when to stop reading.
+/// Counts rows and bytes across result sets and reports when to stop reading.
 #[derive(Debug)]
 pub struct Caps {
     max_rows: usize,

@@ -93,7 +93,7 @@ fn classify_v6(ip: Ipv6Addr) -> AddressClass {
     if ip.is_loopback() {
         AddressClass::Loopback
     } else if segments[0] & 0xfe00 == 0xfc00 || segments[0] & 0xffc0 == 0xfec0 {
-        // Unique local (fc00::/7, which holds AWS's fd00:ec2::254) and old site-local.
+        // Unique local (fc00::/7, which contains AWS's fd00:ec2::254) and old site-local.
         AddressClass::Private
     } else if segments[0] & 0xffc0 == 0xfe80 {
         AddressClass::LinkLocal

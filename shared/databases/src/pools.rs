@@ -10,7 +10,7 @@ use sqlx::{Database, Pool};
 
 use crate::error::ConnectorError;
 
-/// Databases of one connection with a pool open at once.
+/// Maximum databases of one connection with an open pool.
 const MAX_POOLS: usize = 8;
 
 /// The pools of one server's databases, by database name (empty for the server's default).

@@ -15,11 +15,11 @@ use url::Url;
 
 use crate::error::ConnectorError;
 
-/// Longest host name (RFC 1035's limit).
+/// Maximum host name length (RFC 1035's limit).
 const MAX_HOST_LEN: usize = 253;
-/// Longest database, user or auth-source name we accept.
+/// Maximum length of a database, user or auth-source name.
 const MAX_NAME_LEN: usize = 128;
-/// Longest password or connection string we accept.
+/// Maximum length of a password or connection string.
 const MAX_SECRET_LEN: usize = 4096;
 
 /// Kind of database.
@@ -121,7 +121,7 @@ pub struct ConnectionInput {
     pub connection_string: Option<String>,
     /// SQLite: the file, relative to the SQLite folder.
     pub path: Option<String>,
-    /// MongoDB: the database that holds the user's credentials.
+    /// MongoDB: the database that contains the user's credentials.
     pub auth_source: Option<String>,
 }
 
@@ -339,7 +339,7 @@ fn parse_server_url(kind: ConnectionKind, text: &str) -> Result<ParsedServerUrl,
     })
 }
 
-/// What a MongoDB connection string says: seed hosts, SRV use, default database, TLS.
+/// Fields of a MongoDB connection string: seed hosts, SRV use, default database, TLS.
 type MongoUrlParts = (Vec<(String, u16)>, bool, Option<String>, Option<TlsMode>);
 
 /// Reads the hosts, SRV use, default database and TLS setting of a MongoDB connection string.

@@ -140,10 +140,10 @@ fn storage_portable(storage: &str) -> PortableType {
     }
 }
 
-/// Describes a statement's result columns with their declared types. sqlx only knows a few
-/// type names, so the declared type comes from the table's own definition (`PRAGMA
-/// table_xinfo`) for columns read straight from a table; expression columns are `mixed`
-/// until the first row shows their storage class.
+/// Describes a statement's result columns with their declared types. sqlx recognizes only
+/// a few type names, so the declared type of a column read straight from a table comes from
+/// the table's own definition (`PRAGMA table_xinfo`). Expression columns are `mixed` until
+/// the first row shows their storage class.
 async fn describe(connection: &mut sqlx::SqliteConnection, text: &str) -> Option<Vec<Column>> {
     use sqlx::ColumnOrigin;
     use sqlx::Statement as _;

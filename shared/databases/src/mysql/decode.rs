@@ -28,7 +28,7 @@ fn collation(type_info: &MySqlTypeInfo) -> Option<u16> {
     debug[start..end].parse().ok()
 }
 
-/// Whether a string-family column holds bytes rather than text.
+/// Returns whether a string-family column contains bytes rather than text.
 fn is_binary(type_info: &MySqlTypeInfo) -> bool {
     collation(type_info) == Some(BINARY_COLLATION)
 }

@@ -477,8 +477,8 @@ fn columns_of(row: &MySqlRow) -> Vec<Column> {
         .collect()
 }
 
-/// Decodes a row; `binary` tells whether it came from the binary protocol (a prepared
-/// statement, used with parameters) or the text protocol.
+/// Decodes a row. `binary` is true for rows of the binary protocol (a prepared statement,
+/// used with parameters) and false for the text protocol.
 fn decode_row(row: &MySqlRow, binary: bool) -> Vec<Cell> {
     let columns = row.columns();
     (0..columns.len())
