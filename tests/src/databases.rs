@@ -149,6 +149,7 @@ impl TestDatabase {
             timeout: std::time::Duration::from_secs(30),
             read_only: false,
             params: Vec::new(),
+            named_params: Default::default(),
         }
     }
 

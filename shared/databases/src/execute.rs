@@ -5,6 +5,7 @@
 //! (JSON, CSV, Parquet) without holding the result as values. [`Collect`] is the sink that
 //! keeps everything, for small results and tests.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -27,8 +28,12 @@ pub struct ExecuteRequest {
     pub timeout: Duration,
     /// Run read-only: writes are refused by the engine and by a statement check.
     pub read_only: bool,
-    /// Values bound to the placeholders of `query`, in order.
+    /// Values bound to the placeholders of `query`, in order (SQL drivers, after
+    /// [`crate::params::compile`]).
     pub params: Vec<ParamValue>,
+    /// Values of the `{{name}}` placeholders, for drivers that resolve them while parsing
+    /// the query (MongoDB).
+    pub named_params: BTreeMap<String, ParamValue>,
 }
 
 /// One result set, or the outcome of one statement that returns no rows.

@@ -6,7 +6,9 @@
 
 pub mod error;
 pub mod execute;
+pub mod export;
 pub mod guard;
+mod memory;
 pub mod mongo;
 pub mod mysql;
 pub mod params;
@@ -14,6 +16,7 @@ mod pools;
 pub mod postgres;
 pub mod registry;
 pub mod response;
+pub mod run;
 pub mod sample;
 pub mod service;
 pub mod settings;

@@ -21,10 +21,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Map, Value};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::error::ConnectorError;
 use crate::execute::{RowSink, SetEnd};
+use crate::memory::MemoryCharge;
 use crate::value::{Cell, Column};
 
 /// One result set with its rows already encoded.
@@ -44,42 +45,6 @@ pub struct JsonSink {
     /// Bytes of rows in `sets`.
     finished_bytes: usize,
     memory: Option<MemoryCharge>,
-}
-
-/// The part of the process's result memory a sink holds, one permit per KiB.
-struct MemoryCharge {
-    pool: Arc<Semaphore>,
-    held: Option<OwnedSemaphorePermit>,
-    held_kib: usize,
-}
-
-/// KiB taken from the pool at a time, so a large result does not take permits row by row,
-/// while a small one holds little.
-const CHARGE_STEP_KIB: usize = 64;
-
-impl MemoryCharge {
-    /// Takes permits until the sink has `bytes` covered, or fails when the pool cannot
-    /// supply them now. It never waits, because the rows are already in memory.
-    fn cover(&mut self, bytes: usize) -> Result<(), ConnectorError> {
-        let needed_kib = bytes.div_ceil(1024);
-        if needed_kib <= self.held_kib {
-            return Ok(());
-        }
-        let step = (needed_kib - self.held_kib).max(CHARGE_STEP_KIB);
-        let step = step.min(self.pool.available_permits().max(needed_kib - self.held_kib));
-        let permits = u32::try_from(step).map_err(|_| ConnectorError::ResultMemoryFull)?;
-        let permit = self
-            .pool
-            .clone()
-            .try_acquire_many_owned(permits)
-            .map_err(|_| ConnectorError::ResultMemoryFull)?;
-        match self.held.as_mut() {
-            Some(held) => held.merge(permit),
-            None => self.held = Some(permit),
-        }
-        self.held_kib += step;
-        Ok(())
-    }
 }
 
 impl RowSink for JsonSink {
@@ -123,11 +88,7 @@ impl JsonSink {
     /// memory goes back when the response body is sent or dropped.
     pub fn with_memory(pool: Arc<Semaphore>) -> JsonSink {
         JsonSink {
-            memory: Some(MemoryCharge {
-                pool,
-                held: None,
-                held_kib: 0,
-            }),
+            memory: Some(MemoryCharge::new(pool)),
             ..JsonSink::default()
         }
     }
@@ -179,7 +140,7 @@ impl JsonSink {
 
         let length: usize = chunks.iter().map(Bytes::len).sum();
         // The body owns the memory permits until it is sent or dropped.
-        let permits = self.memory.and_then(|memory| memory.held);
+        let permits = self.memory.and_then(MemoryCharge::into_permit);
         let stream = futures::stream::iter(chunks.into_iter().map(move |chunk| {
             let _held = &permits;
             Ok::<Bytes, std::convert::Infallible>(chunk)
@@ -242,6 +203,7 @@ mod tests {
             timeout: std::time::Duration::from_secs(1),
             read_only: true,
             params: Vec::new(),
+            named_params: Default::default(),
         });
         for row in rows {
             let columns = || vec![Column::new("n", PortableType::Int64, "int8")];

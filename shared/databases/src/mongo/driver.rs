@@ -13,10 +13,11 @@ use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::{ClientOptions, ServerAddress};
 use mongodb::{Client, Collection};
 
-use super::shell::{MongoCommand, MongoOperation, UpdateSpec, parse};
+use super::shell::{MongoCommand, MongoOperation, UpdateSpec, parse, parse_with_params};
 use super::values::{Table, column_for};
 use crate::error::{ConnectorError, tidy_message};
 use crate::execute::{Caps, ExecuteRequest, RowSink, SetEnd, SetWriter};
+use crate::params::ParamValue;
 use crate::settings::{MongoConfig, TlsMode};
 use crate::value::{Cell, Column, PortableType};
 use crate::{ColumnInfo, Database, TableInfo, TestReport};
@@ -399,6 +400,66 @@ impl Mongo {
     }
 }
 
+/// Parses the query, with its `{{name}}` placeholders replaced by the typed values of the request.
+fn parse_command(request: &ExecuteRequest) -> Result<MongoCommand, ConnectorError> {
+    if !request.params.is_empty() {
+        return Err(ConnectorError::internal(anyhow::anyhow!(
+            "MongoDB takes named parameters, not positional ones"
+        )));
+    }
+    let parsed = if request.named_params.is_empty() {
+        parse(&request.query)
+    } else if request.query.trim_start().starts_with('{') {
+        return Err(ConnectorError::InvalidQuery {
+            message: "Parameters work in the shell syntax, such as db.orders.find({status: {{status}}}), not in the JSON form."
+                .into(),
+        });
+    } else {
+        let values = request
+            .named_params
+            .iter()
+            .map(|(name, value)| Ok((name.clone(), param_bson(name, value)?)))
+            .collect::<Result<_, ConnectorError>>()?;
+        parse_with_params(&request.query, &values)
+    };
+    parsed.map_err(|error| ConnectorError::InvalidQuery {
+        message: format!("The MongoDB query is invalid: {error}."),
+    })
+}
+
+/// Converts a parameter value to BSON. Dates are midnight UTC and timestamps without zone are read as UTC,
+/// because BSON has only one date type, an instant.
+fn param_bson(name: &str, value: &ParamValue) -> Result<Bson, ConnectorError> {
+    Ok(match value {
+        ParamValue::Null => Bson::Null,
+        ParamValue::Bool(value) => Bson::Boolean(*value),
+        ParamValue::Int(value) => Bson::Int64(*value),
+        ParamValue::Float(value) => Bson::Double(*value),
+        ParamValue::Decimal(digits) => Bson::Decimal128(digits.parse::<mongodb::bson::Decimal128>().map_err(|_| {
+            ConnectorError::InvalidParameter {
+                name: name.to_owned(),
+                message: format!("The parameter {name:?} is not a decimal MongoDB can store: {digits}."),
+            }
+        })?),
+        ParamValue::Text(text) => Bson::String(text.clone()),
+        ParamValue::Date(date) => Bson::DateTime(mongodb::bson::DateTime::from_millis(
+            date.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_millis(),
+        )),
+        ParamValue::Timestamp(local) => {
+            Bson::DateTime(mongodb::bson::DateTime::from_millis(local.and_utc().timestamp_millis()))
+        }
+        ParamValue::TimestampTz(instant) => {
+            Bson::DateTime(mongodb::bson::DateTime::from_millis(instant.timestamp_millis()))
+        }
+        ParamValue::List(items) => Bson::Array(
+            items
+                .iter()
+                .map(|item| param_bson(name, item))
+                .collect::<Result<_, _>>()?,
+        ),
+    })
+}
+
 #[async_trait::async_trait]
 impl Database for Mongo {
     async fn test(&self) -> Result<TestReport, ConnectorError> {
@@ -421,15 +482,7 @@ impl Database for Mongo {
 
     async fn execute_into(&self, request: ExecuteRequest, sink: &mut dyn RowSink) -> Result<u64, ConnectorError> {
         let started = Instant::now();
-        let command = parse(&request.query).map_err(|error| ConnectorError::InvalidQuery {
-            message: format!("The MongoDB query is invalid: {error}."),
-        })?;
-        if !request.params.is_empty() {
-            return Err(ConnectorError::InvalidQuery {
-                message: "Parameters in MongoDB queries are not supported here; write the values into the query."
-                    .into(),
-            });
-        }
+        let command = parse_command(&request)?;
         if request.read_only && command.operation.is_write() {
             return Err(ConnectorError::ReadOnly {
                 reason: "this connection or your role only allows reading",

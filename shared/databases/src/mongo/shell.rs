@@ -15,8 +15,12 @@
 //! - Constructors, with or without `new`: ObjectId, ISODate, Date, NumberLong, NumberInt, NumberDecimal,
 //!   Decimal128, Timestamp, BinData, UUID, MinKey and MaxKey.
 //!
+//! - Parameters: `{{name}}` where a value goes, such as `find({status: {{status}}})`, is replaced by the typed
+//!   value bound to `name` (see [`parse_with_params`]). Inside strings, regexes and comments it is plain text.
+//!
 //! [`parse_structured`] reads the same commands from a JSON object whose values are MongoDB Extended JSON v2.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
 use base64::Engine as _;
@@ -258,10 +262,24 @@ impl ParseError {
 
 /// Parses shell-style text such as `db.orders.find({status: "paid"}).sort({_id: -1}).limit(10)`.
 pub fn parse_shell(text: &str) -> Result<MongoCommand, ParseError> {
+    parse_with_params(text, &BTreeMap::new())
+}
+
+/// Parses shell-style text whose `{{name}}` placeholders stand for the values in `params`. Every placeholder
+/// needs a value and every value a placeholder. The values are inserted as typed BSON, so they can never change
+/// the shape of the query.
+pub fn parse_with_params(text: &str, params: &BTreeMap<String, Bson>) -> Result<MongoCommand, ParseError> {
     check_input_length(text)?;
     let mut parser = Parser::new(text);
+    parser.params = params;
     let command = parser.parse_command()?;
     parser.expect_end()?;
+    if let Some(unused) = params.keys().find(|name| !parser.used.contains(*name)) {
+        return Err(ParseError::new(
+            format!("the parameter `{unused}` is not used in the query; write {{{{{unused}}}}} where its value goes"),
+            text.len(),
+        ));
+    }
     Ok(command)
 }
 
@@ -383,6 +401,10 @@ struct Parser<'a> {
     text: &'a str,
     pos: usize,
     depth: usize,
+    /// Values of the `{{name}}` placeholders.
+    params: &'a BTreeMap<String, Bson>,
+    /// Placeholders met so far.
+    used: BTreeSet<String>,
 }
 
 /// Argument of a method or constructor call, with the byte offset where it starts.
@@ -455,7 +477,14 @@ fn describe_token(text: &str, offset: usize) -> String {
 
 impl<'a> Parser<'a> {
     fn new(text: &'a str) -> Self {
-        Self { text, pos: 0, depth: 0 }
+        static NO_PARAMS: BTreeMap<String, Bson> = BTreeMap::new();
+        Self {
+            text,
+            pos: 0,
+            depth: 0,
+            params: &NO_PARAMS,
+            used: BTreeSet::new(),
+        }
     }
 
     fn rest(&self) -> &'a str {
@@ -1021,6 +1050,8 @@ impl Parser<'_> {
         self.skip_trivia()?;
         let start = self.pos;
         match self.peek() {
+            // An object literal cannot start with `{{`, so this is always a placeholder.
+            Some('{') if self.rest().starts_with("{{") => self.parse_placeholder(),
             Some('{') => self.parse_object(),
             Some('[') => self.parse_array(),
             Some('"' | '\'') => Ok(Bson::String(self.parse_string()?)),
@@ -1036,6 +1067,34 @@ impl Parser<'_> {
                 start,
             )),
         }
+    }
+
+    /// Parses `{{name}}` and returns the value bound to `name`.
+    fn parse_placeholder(&mut self) -> Result<Bson, ParseError> {
+        let start = self.pos;
+        let rest = self.rest();
+        let Some(close) = rest.find("}}") else {
+            return Err(ParseError::new("unterminated parameter: missing `}}`", start));
+        };
+        let name = rest.get(2..close).unwrap_or_default().trim();
+        let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && name.len() <= 64;
+        if !valid {
+            return Err(ParseError::new(
+                format!("{} is not a parameter name; use letters, digits and `_`", quote(name)),
+                start,
+            ));
+        }
+        let Some(value) = self.params.get(name) else {
+            return Err(ParseError::new(
+                format!("the query uses the parameter {{{{{name}}}}} but no value was given for it"),
+                start,
+            ));
+        };
+        self.used.insert(name.to_owned());
+        self.pos += close + 2;
+        Ok(value.clone())
     }
 
     fn parse_object(&mut self) -> Result<Bson, ParseError> {
@@ -2360,6 +2419,48 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    fn bound(pairs: &[(&str, Bson)]) -> BTreeMap<String, Bson> {
+        pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn placeholders_take_typed_values_where_values_go() {
+        let params = bound(&[
+            ("min", Bson::Int64(5)),
+            ("tags", Bson::Array(vec![Bson::String("a".into())])),
+        ]);
+        let command =
+            parse_with_params("db.c.find({qty: {$gte: {{ min }}}, tag: {$in: {{tags}}}})", &params).expect("parses");
+        let MongoOperation::Find { filter, .. } = command.operation else {
+            panic!("expected find");
+        };
+        assert_eq!(filter, doc! { "qty": { "$gte": 5_i64 }, "tag": { "$in": ["a"] } });
+    }
+
+    #[test]
+    fn placeholders_in_strings_stay_text() {
+        let params = bound(&[("name", Bson::String("x\"}); db.dropDatabase(); ({".into()))]);
+        let command = parse_with_params("db.c.find({name: {{name}}, note: '{{name}}'})", &params).expect("parses");
+        let MongoOperation::Find { filter, .. } = command.operation else {
+            panic!("expected find");
+        };
+        assert_eq!(filter.get_str("name").ok(), Some("x\"}); db.dropDatabase(); ({"));
+        assert_eq!(filter.get_str("note").ok(), Some("{{name}}"));
+    }
+
+    #[test]
+    fn missing_and_unused_parameters_are_named() {
+        let missing = parse_with_params("db.c.find({a: {{a}}})", &BTreeMap::new()).expect_err("no value");
+        assert!(missing.message.contains("{{a}}"), "{}", missing.message);
+        let unused = parse_with_params("db.c.find({})", &bound(&[("b", Bson::Null)])).expect_err("unused");
+        assert!(unused.message.contains("`b`"), "{}", unused.message);
+        let unterminated = parse_with_params("db.c.find({a: {{a})", &BTreeMap::new()).expect_err("unterminated");
+        assert!(unterminated.message.contains("}}"), "{}", unterminated.message);
+    }
 
     fn shell(text: &str) -> MongoCommand {
         parse_shell(text).unwrap_or_else(|error| panic!("{text}: {error}"))

@@ -204,6 +204,7 @@ mod tests {
             timeout: std::time::Duration::from_secs(1),
             read_only: true,
             params: Vec::new(),
+            named_params: Default::default(),
         })
     }
 

@@ -1,0 +1,303 @@
+//! Results as CSV or NDJSON files instead of the JSON envelope, encoded while rows are read.
+//!
+//! Only the last result set is exported, the one the JSON envelope puts at its top level.
+//! Values keep the lossless encoding of [`crate::value`]: 64-bit integers and decimals keep
+//! every digit, dates and timestamps are ISO 8601, nested values are JSON text.
+//!
+//! CSV follows RFC 4180: a header row, CRLF line ends, and fields in double quotes (quotes
+//! doubled) when they hold a comma, quote, CR or LF. NULL is an empty field and the empty
+//! string is `""`, as PostgreSQL's `COPY … CSV` writes them. The file starts with a UTF-8
+//! byte order mark, which spreadsheets need to read non-ASCII text as UTF-8.
+//!
+//! The file is sent once the query has finished, so a query that fails is always an error
+//! response, never a file cut short.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+use crate::error::ConnectorError;
+use crate::execute::{RowSink, SetEnd};
+use crate::memory::MemoryCharge;
+use crate::value::{Cell, Column};
+
+/// File format of an export.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Ndjson,
+}
+
+impl Format {
+    /// Parses the `format` query option; `json` (the envelope) is `None`.
+    pub fn parse(text: &str) -> Result<Option<Format>, String> {
+        match text {
+            "json" => Ok(None),
+            "csv" => Ok(Some(Format::Csv)),
+            "ndjson" => Ok(Some(Format::Ndjson)),
+            other => Err(format!("{other:?} is not a result format; use json, csv or ndjson.")),
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Format::Csv => "text/csv; charset=utf-8; header=present",
+            Format::Ndjson => "application/x-ndjson",
+        }
+    }
+
+    fn extension(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Ndjson => "ndjson",
+        }
+    }
+}
+
+/// UTF-8 byte order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// A sink that encodes the rows of the last result set as CSV or NDJSON.
+pub struct ExportSink {
+    format: Format,
+    buffer: Vec<u8>,
+    /// NDJSON keys of the columns, JSON-encoded with their colon.
+    keys: Vec<Vec<u8>>,
+    end: SetEnd,
+    memory: MemoryCharge,
+}
+
+impl ExportSink {
+    /// Creates a sink whose output takes its memory from `pool`, like the JSON envelope's.
+    pub fn new(format: Format, pool: Arc<Semaphore>) -> ExportSink {
+        ExportSink {
+            format,
+            buffer: Vec::new(),
+            keys: Vec::new(),
+            end: SetEnd::default(),
+            memory: MemoryCharge::new(pool),
+        }
+    }
+
+    /// Row count and truncation of the exported result set.
+    pub fn end_of_set(&self) -> SetEnd {
+        self.end
+    }
+
+    /// Builds the `200` response: the file as an attachment named `file_stem`, with the row
+    /// count and truncation in `x-row-count` and `x-truncated`.
+    pub fn into_response(self, file_stem: &str) -> Response {
+        let length = self.buffer.len();
+        let end = self.end;
+        let disposition = content_disposition(file_stem, self.format.extension());
+        let permits = self.memory.into_permit();
+        let body = Bytes::from(self.buffer);
+        let stream = futures::stream::once(async move {
+            // The body owns the memory permits until it is sent or dropped.
+            let _held = permits;
+            Ok::<Bytes, std::convert::Infallible>(body)
+        });
+        let mut response = (StatusCode::OK, Body::from_stream(stream)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(self.format.content_type()),
+        );
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        if let Ok(value) = HeaderValue::from_str(&disposition) {
+            headers.insert(header::CONTENT_DISPOSITION, value);
+        }
+        headers.insert("x-row-count", HeaderValue::from(end.row_count));
+        headers.insert(
+            "x-truncated",
+            HeaderValue::from_static(if end.truncated { "true" } else { "false" }),
+        );
+        response
+    }
+}
+
+impl RowSink for ExportSink {
+    fn begin(&mut self, _statement: String, columns: Vec<Column>) -> Result<(), ConnectorError> {
+        // An earlier result set is replaced: only the last one is exported.
+        self.buffer.clear();
+        self.end = SetEnd::default();
+        match self.format {
+            Format::Csv => {
+                self.buffer.extend_from_slice(BOM);
+                for (index, column) in columns.iter().enumerate() {
+                    if index > 0 {
+                        self.buffer.push(b',');
+                    }
+                    push_csv_field(&mut self.buffer, &column.name, false);
+                }
+                self.buffer.extend_from_slice(b"\r\n");
+            }
+            Format::Ndjson => self.keys = ndjson_keys(&columns),
+        }
+        self.memory.cover(self.buffer.len())
+    }
+
+    fn row(&mut self, cells: Vec<Cell>) -> Result<(), ConnectorError> {
+        match self.format {
+            Format::Csv => {
+                for (index, cell) in cells.iter().enumerate() {
+                    if index > 0 {
+                        self.buffer.push(b',');
+                    }
+                    push_csv_cell(&mut self.buffer, cell)?;
+                }
+                self.buffer.extend_from_slice(b"\r\n");
+            }
+            Format::Ndjson => {
+                self.buffer.push(b'{');
+                for (index, (key, cell)) in self.keys.iter().zip(&cells).enumerate() {
+                    if index > 0 {
+                        self.buffer.push(b',');
+                    }
+                    self.buffer.extend_from_slice(key);
+                    serde_json::to_writer(&mut self.buffer, cell).map_err(ConnectorError::internal)?;
+                }
+                self.buffer.extend_from_slice(b"}\n");
+            }
+        }
+        self.memory.cover(self.buffer.len())
+    }
+
+    fn end(&mut self, end: SetEnd) -> Result<(), ConnectorError> {
+        self.end = end;
+        Ok(())
+    }
+}
+
+/// JSON keys of the columns, each followed by its colon. A name that repeats an earlier
+/// one gets `_2`, `_3`…, so no value of a row is lost to a duplicate key.
+fn ndjson_keys(columns: &[Column]) -> Vec<Vec<u8>> {
+    let mut taken = std::collections::HashSet::new();
+    columns
+        .iter()
+        .map(|column| {
+            let mut name = column.name.clone();
+            let mut suffix = 2;
+            while !taken.insert(name.clone()) {
+                name = format!("{}_{suffix}", column.name);
+                suffix += 1;
+            }
+            let mut key = serde_json::to_vec(&name).unwrap_or_else(|_| b"\"\"".to_vec());
+            key.push(b':');
+            key
+        })
+        .collect()
+}
+
+/// Appends one CSV field. `quote_empty` quotes an empty text so it differs from NULL.
+fn push_csv_field(buffer: &mut Vec<u8>, text: &str, quote_empty: bool) {
+    let needs_quotes = (quote_empty && text.is_empty()) || text.contains([',', '"', '\r', '\n']);
+    if !needs_quotes {
+        buffer.extend_from_slice(text.as_bytes());
+        return;
+    }
+    buffer.push(b'"');
+    for byte in text.bytes() {
+        if byte == b'"' {
+            buffer.push(b'"');
+        }
+        buffer.push(byte);
+    }
+    buffer.push(b'"');
+}
+
+fn push_csv_cell(buffer: &mut Vec<u8>, cell: &Cell) -> Result<(), ConnectorError> {
+    match cell {
+        Cell::Value(Value::Null) => {}
+        Cell::Value(Value::String(text)) => push_csv_field(buffer, text, true),
+        Cell::Value(Value::Bool(value)) => buffer.extend_from_slice(if *value { b"true" } else { b"false" }),
+        Cell::Value(Value::Number(number)) => buffer.extend_from_slice(number.to_string().as_bytes()),
+        Cell::Value(nested @ (Value::Array(_) | Value::Object(_))) => {
+            let text = serde_json::to_string(nested).map_err(ConnectorError::internal)?;
+            push_csv_field(buffer, &text, true);
+        }
+        Cell::Json(raw) => push_csv_field(buffer, raw.get(), true),
+    }
+    Ok(())
+}
+
+/// `attachment; filename="…"; filename*=UTF-8''…`: an ASCII fallback for old clients and
+/// the exact name, percent-encoded, for the others.
+fn content_disposition(stem: &str, extension: &str) -> String {
+    let name = format!("{stem}.{extension}");
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, ' ' | '.' | '-' | '_' | '(' | ')') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = name
+        .bytes()
+        .map(|byte| {
+            if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'-' | b'_') {
+                (byte as char).to_string()
+            } else {
+                format!("%{byte:02X}")
+            }
+        })
+        .collect();
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::PortableType;
+
+    fn export(format: Format, rows: Vec<Vec<Cell>>) -> String {
+        let mut sink = ExportSink::new(format, Arc::new(Semaphore::new(1024)));
+        let columns = vec![
+            Column::new("a", PortableType::String, "text"),
+            Column::new("a", PortableType::Int64, "int8"),
+        ];
+        sink.begin("select".into(), columns).expect("begin");
+        for row in rows {
+            sink.row(row).expect("row");
+        }
+        String::from_utf8(sink.buffer).expect("UTF-8")
+    }
+
+    #[test]
+    fn csv_quotes_fields_and_marks_null() {
+        let text = export(
+            Format::Csv,
+            vec![
+                vec![Cell::text("plain"), Cell::big_int(1)],
+                vec![Cell::text("say \"hi\", then\r\nleave"), Cell::NULL],
+                vec![Cell::text(""), Cell::big_int(-2)],
+            ],
+        );
+        assert_eq!(
+            text,
+            "\u{feff}a,a\r\nplain,1\r\n\"say \"\"hi\"\", then\r\nleave\",\r\n\"\",-2\r\n"
+        );
+    }
+
+    #[test]
+    fn ndjson_keeps_duplicate_columns_apart() {
+        let text = export(Format::Ndjson, vec![vec![Cell::text("x"), Cell::big_int(7)]]);
+        assert_eq!(text, "{\"a\":\"x\",\"a_2\":\"7\"}\n");
+    }
+
+    #[test]
+    fn file_names_are_safe_and_exact() {
+        assert_eq!(
+            content_disposition("Umsätze \"Q3\"", "csv"),
+            "attachment; filename=\"Ums_tze _Q3_.csv\"; filename*=UTF-8''Ums%C3%A4tze%20%22Q3%22.csv"
+        );
+    }
+}
