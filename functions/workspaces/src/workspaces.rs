@@ -139,6 +139,8 @@ pub(crate) async fn create(
             owner_count: 1,
             api_key_count: 0,
             connection_count: u32::try_from(connections.len()).unwrap_or(u32::MAX),
+            console_count: 0,
+            console_folder_count: 0,
             deleting: false,
         };
         let owner = Member {

@@ -31,6 +31,16 @@ pub struct Config {
     pub google: OAuthProvider,
     pub github: OAuthProvider,
     pub connectors: ConnectorSettings,
+    pub consoles: ConsoleSettings,
+}
+
+/// Limits of saved consoles.
+#[derive(Clone, Debug)]
+pub struct ConsoleSettings {
+    /// Consoles one workspace may hold. Listing reads them all, so this bounds its cost.
+    pub max_per_workspace: u32,
+    /// Console folders one workspace may hold.
+    pub max_folders_per_workspace: u32,
 }
 
 /// Where the process runs, which decides what user databases it may reach.
@@ -418,6 +428,15 @@ impl Config {
         };
 
         let connectors = connector_settings(lookup, default_public_url.is_some())?;
+        let consoles = ConsoleSettings {
+            max_per_workspace: parse_number(lookup, "MAKO_MAX_CONSOLES_PER_WORKSPACE", 5_000, 1..=50_000)? as u32,
+            max_folders_per_workspace: parse_number(
+                lookup,
+                "MAKO_MAX_CONSOLE_FOLDERS_PER_WORKSPACE",
+                1_000,
+                1..=10_000,
+            )? as u32,
+        };
 
         Ok(Config {
             public_url,
@@ -431,6 +450,7 @@ impl Config {
             google,
             github,
             connectors,
+            consoles,
         })
     }
 

@@ -117,6 +117,16 @@ id_type!(
     ConnectionId, "conn_", "connection"
 );
 
+id_type!(
+    /// Id of a console (a saved query).
+    ConsoleId, "cons_", "console"
+);
+
+id_type!(
+    /// Id of a console folder.
+    FolderId, "fld_", "folder"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

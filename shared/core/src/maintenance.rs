@@ -64,6 +64,8 @@ fn stub(id: &WorkspaceId) -> Workspace {
         owner_count: 0,
         api_key_count: 0,
         connection_count: 0,
+        console_count: 0,
+        console_folder_count: 0,
         deleting: true,
     }
 }

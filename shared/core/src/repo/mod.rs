@@ -15,6 +15,7 @@
 //! | API key | `WS#<workspaceId>` | `APIKEY#<keyId>` | |
 //! | API key lookup | `APIKEY#<sha256(key)>` | `APIKEY` | |
 //! | connection | `WS#<workspaceId>` | `CONN#<connectionId>` | |
+//! | console, folder, name claim, code version, run statistics | `WS#<workspaceId>` | `CONSOLE#…`, `CFOLDER#…`, `CNAME#…`, `CVERSION#…`, `CSTATS#…` (see `consoles`) | |
 //! | rate counter | `RATE#<kind>#<subject>` | `<window start>` | |
 //! | pending workspace purge | `PURGE` | `<workspaceId>` | |
 //!
@@ -23,6 +24,7 @@
 
 pub mod api_keys;
 pub mod connections;
+pub mod consoles;
 pub mod oauth_states;
 pub mod sessions;
 pub mod users;

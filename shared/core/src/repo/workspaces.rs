@@ -31,6 +31,12 @@ pub struct Workspace {
     /// Number of database connections, kept exact like `api_key_count`.
     #[serde(default)]
     pub connection_count: u32,
+    /// Number of consoles, kept exact like `api_key_count`.
+    #[serde(default)]
+    pub console_count: u32,
+    /// Number of console folders, kept exact like `api_key_count`.
+    #[serde(default)]
+    pub console_folder_count: u32,
     /// Set when deletion starts; a deleting workspace is invisible to everyone.
     #[serde(default)]
     pub deleting: bool,
