@@ -4,6 +4,7 @@
 mod auth;
 mod conformance;
 mod connections;
+mod consoles;
 mod conventions;
 mod drivers;
 mod execute;

@@ -24,6 +24,7 @@ const FAMILIES: &[fn(AppState) -> Router] = &[
     mako_workspaces::router,
     mako_connectors::router,
     mako_execute::router,
+    mako_consoles::router,
 ];
 
 /// How often expired items are purged and interrupted deletions finished.

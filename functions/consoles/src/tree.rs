@@ -1,0 +1,159 @@
+//! Visibility and edit rights: the visibility of consoles and folders, and the folder tree.
+//!
+//! A private console or folder is visible to its owner alone; a workspace one to every
+//! member. A folder's visibility applies to everything inside it, so an item is visible
+//! only when it and every folder above it are. Members edit what they own; admins and
+//! owners also edit every workspace item; viewers read and run only. Nobody, not even an
+//! admin, sees another member's private items.
+
+use std::collections::HashMap;
+
+use mako_core::access::Role;
+use mako_core::auth::WorkspaceCaller;
+use mako_core::ids::{FolderId, UserId};
+use mako_core::repo::consoles::{Consoles, Folder, Visibility};
+use mako_core::{ApiError, ApiResult, AppState};
+
+/// Folders nest at most this deep.
+pub const MAX_DEPTH: usize = 8;
+
+/// The caller, as the visibility rules see them.
+pub struct Viewer {
+    pub user: UserId,
+    pub role: Role,
+}
+
+impl Viewer {
+    pub fn of(access: &WorkspaceCaller) -> Viewer {
+        Viewer {
+            user: access.caller.user_id().clone(),
+            role: access.role,
+        }
+    }
+
+    /// Returns whether an item itself (not its folders) is visible.
+    pub fn sees(&self, owner: &UserId, visibility: Visibility) -> bool {
+        visibility == Visibility::Workspace || owner == &self.user
+    }
+
+    /// Returns whether a visible item may be changed or deleted.
+    pub fn may_edit(&self, owner: &UserId, visibility: Visibility) -> bool {
+        self.role >= Role::Member && self.sees(owner, visibility) && (owner == &self.user || self.role >= Role::Admin)
+    }
+
+    /// Rejects viewers, naming the action.
+    pub fn require_member(&self, action: &str) -> ApiResult<()> {
+        if self.role >= Role::Member {
+            return Ok(());
+        }
+        Err(ApiError::Forbidden {
+            code: "ROLE_TOO_LOW",
+            message: format!(
+                "Your role in this workspace is {}; {action} needs member or higher.",
+                self.role
+            ),
+        })
+    }
+}
+
+/// Every folder of a workspace, by id.
+pub struct Tree {
+    folders: HashMap<FolderId, Folder>,
+}
+
+impl Tree {
+    pub async fn load(state: &AppState, access: &WorkspaceCaller) -> ApiResult<Tree> {
+        let folders = Consoles::new(&*state.store).all_folders(access.workspace_id()).await?;
+        Ok(Tree {
+            folders: folders.into_iter().map(|folder| (folder.id.clone(), folder)).collect(),
+        })
+    }
+
+    pub fn get(&self, id: &FolderId) -> Option<&Folder> {
+        self.folders.get(id)
+    }
+
+    pub fn folders(&self) -> impl Iterator<Item = &Folder> {
+        self.folders.values()
+    }
+
+    /// Returns the folder and those above it, innermost first. The walk stops at a missing folder
+    /// and at `MAX_DEPTH + 1` steps, so stored data can never make it loop.
+    pub fn chain(&self, id: Option<&FolderId>) -> Vec<&Folder> {
+        let mut chain = Vec::new();
+        let mut next = id;
+        while let Some(id) = next {
+            let Some(folder) = self.folders.get(id) else { break };
+            if chain.len() > MAX_DEPTH {
+                break;
+            }
+            chain.push(folder);
+            next = folder.parent_id.as_ref();
+        }
+        chain
+    }
+
+    /// Returns whether every folder from `id` up is visible (the root always is).
+    pub fn path_visible(&self, viewer: &Viewer, id: Option<&FolderId>) -> bool {
+        self.chain(id)
+            .iter()
+            .all(|folder| viewer.sees(&folder.owner_id, folder.visibility))
+    }
+
+    /// Returns whether a folder and everything above it are visible.
+    pub fn folder_visible(&self, viewer: &Viewer, folder: &Folder) -> bool {
+        self.path_visible(viewer, Some(&folder.id))
+    }
+
+    /// Names of the folders from the root down to `id`.
+    pub fn path(&self, id: Option<&FolderId>) -> Vec<String> {
+        let mut names: Vec<String> = self.chain(id).iter().map(|folder| folder.name.clone()).collect();
+        names.reverse();
+        names
+    }
+
+    /// Depth of a folder: 1 for a folder at the root.
+    pub fn depth(&self, id: &FolderId) -> usize {
+        self.chain(Some(id)).len()
+    }
+
+    /// Levels below a folder: 0 when it has no subfolders.
+    pub fn height(&self, id: &FolderId) -> usize {
+        self.folders
+            .values()
+            .filter(|folder| self.chain(Some(&folder.id)).iter().any(|above| &above.id == id))
+            .map(|folder| self.chain(Some(&folder.id)).len())
+            .max()
+            .map_or(0, |deepest| deepest.saturating_sub(self.depth(id)))
+    }
+
+    /// Returns whether `id` is `ancestor` or lies below it.
+    pub fn is_within(&self, id: &FolderId, ancestor: &FolderId) -> bool {
+        self.chain(Some(id)).iter().any(|folder| &folder.id == ancestor)
+    }
+
+    /// Returns a folder the caller may put items into, or the 400 that explains why not.
+    pub fn destination(&self, viewer: &Viewer, field: &str, id: &FolderId) -> ApiResult<&Folder> {
+        match self.folders.get(id) {
+            Some(folder) if self.folder_visible(viewer, folder) => Ok(folder),
+            _ => Err(ApiError::invalid_field(
+                field,
+                format!("Folder {id} was not found in this workspace."),
+            )),
+        }
+    }
+}
+
+/// Refuses to put an item of `owner` into a private folder of someone else, which would hide
+/// it from its owner.
+pub fn check_private_destination(folder: Option<&Folder>, owner: &UserId, field: &str) -> ApiResult<()> {
+    match folder {
+        Some(folder) if folder.visibility == Visibility::Private && &folder.owner_id != owner => {
+            Err(ApiError::invalid_field(
+                field,
+                "A private folder holds only its owner's items; pick a workspace folder.",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
