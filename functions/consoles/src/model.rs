@@ -20,7 +20,9 @@ const MAX_DESCRIPTION_CHARS: usize = 2_000;
 /// Maximum code size, in bytes. Each version keeps a copy, and a stored item is at most
 /// 400,000 bytes.
 pub const MAX_CODE_BYTES: usize = 256 * 1024;
-/// Most parameters one console declares.
+/// Maximum size of a parameter's default value, in bytes of JSON.
+const MAX_DEFAULT_BYTES: usize = 4096;
+/// Maximum number of parameters one console declares.
 const MAX_PARAMETERS: usize = 50;
 
 /// Reads a field that may be absent (keep), `null` (clear) or a value (set).
@@ -133,6 +135,12 @@ pub fn check_parameters(bodies: Vec<ParameterBody>) -> ApiResult<Vec<ParameterSp
         let kind = ParamType::parse(&body.kind).map_err(|message| ApiError::invalid_field(&field, message))?;
         let default = body.default.filter(|value| !value.is_null());
         if let Some(value) = &default {
+            if value.to_string().len() > MAX_DEFAULT_BYTES {
+                return Err(ApiError::invalid_field(
+                    &field,
+                    format!("Its default must be at most {MAX_DEFAULT_BYTES} bytes of JSON."),
+                ));
+            }
             kind.value(&name, value)
                 .map_err(|error| ApiError::invalid_field(&field, format!("Its default is wrong: {error}")))?;
         }

@@ -70,6 +70,9 @@ pub struct Console {
     pub name: String,
     pub description: String,
     pub language: Language,
+    /// The code. It is stored once, in the code version `code_version`, so listing reads no
+    /// code: [`Consoles::get`] fills it in, and [`Consoles::all_consoles`] leaves it empty.
+    #[serde(default, skip_serializing)]
     pub code: String,
     pub connection_id: ConnectionId,
     /// Database to run in instead of the connection's.
@@ -353,9 +356,23 @@ impl<'a> Consoles<'a> {
         Self { store }
     }
 
+    /// Reads a console with its code.
     pub async fn get(&self, workspace: &WorkspaceId, id: &ConsoleId) -> Result<Option<Console>, StoreError> {
         let item = self.store.get(&console_key(workspace, id)).await?;
-        Ok(item.map(from_item::<Console>).transpose()?.map(|record| record.value))
+        let Some(mut console) = item.map(from_item::<Console>).transpose()?.map(|record| record.value) else {
+            return Ok(None);
+        };
+        let snapshot = self
+            .version(workspace, id, console.code_version)
+            .await?
+            .ok_or_else(|| {
+                StoreError::backend(anyhow::anyhow!(
+                    "console {id} has no code version {}",
+                    console.code_version
+                ))
+            })?;
+        console.code = snapshot.code;
+        Ok(Some(console))
     }
 
     pub async fn folder(&self, workspace: &WorkspaceId, id: &FolderId) -> Result<Option<Folder>, StoreError> {
@@ -387,7 +404,8 @@ impl<'a> Consoles<'a> {
         }
     }
 
-    /// Reads every console of a workspace. The number is bounded by the workspace's limit.
+    /// Reads every console of a workspace, without code. The number is bounded by the
+    /// workspace's limit.
     pub async fn all_consoles(&self, workspace: &WorkspaceId) -> Result<Vec<Console>, StoreError> {
         self.read_all(workspace, "CONSOLE#").await
     }
