@@ -338,4 +338,38 @@ async fn an_allowed_network_is_reachable_and_execute_runs_on_lambda() {
         serde_json::json!([[42, "9007199254740993"]])
     );
     assert_eq!(result["headers"]["content-type"], "application/json");
+
+    // The same connection through the consoles function: save, then export by id as CSV.
+    let consoles = Function::new(mako_consoles::router, &state);
+    let saved = consoles
+        .invoke(
+            "apigw-v2-create-console.json",
+            &[
+                ("SESSION", &session),
+                ("WORKSPACE", &workspace),
+                ("CONNECTION", &connection),
+            ],
+        )
+        .await;
+    assert_eq!(saved["statusCode"], 201, "{saved}");
+    let console = body(&saved)["data"]["id"].as_str().expect("id").to_owned();
+    let exported = consoles
+        .invoke(
+            "apigw-v2-run-console-csv.json",
+            &[("SESSION", &session), ("WORKSPACE", &workspace), ("CONSOLE", &console)],
+        )
+        .await;
+    assert_eq!(exported["statusCode"], 200, "{exported}");
+    assert_eq!(exported["headers"]["x-row-count"], "1");
+    let csv = match exported["isBase64Encoded"].as_bool() {
+        Some(true) => {
+            use base64::Engine;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(exported["body"].as_str().expect("body"))
+                .expect("base64 body");
+            String::from_utf8(bytes).expect("UTF-8 CSV")
+        }
+        _ => exported["body"].as_str().expect("body").to_owned(),
+    };
+    assert_eq!(csv, "\u{feff}answer,text\r\n42,\"a,\"\"b\"\"\"\r\n");
 }

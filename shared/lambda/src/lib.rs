@@ -7,7 +7,8 @@
 use std::net::IpAddr;
 
 use axum::Router;
-use axum::http::Request;
+use axum::http::{Request, header};
+use axum::response::{IntoResponse, Response};
 use lambda_http::request::RequestContext;
 use mako_core::config::Config;
 use mako_core::http::{ClientAddr, serve_api};
@@ -34,9 +35,44 @@ pub async fn aws_state() -> anyhow::Result<AppState> {
 /// Wraps a route family's router for Lambda: the common API layers, plus the client address
 /// taken from API Gateway's request context.
 pub fn lambda_app(router: Router, config: &Config) -> Router {
-    serve_api(router, config).layer(tower::util::MapRequestLayer::new(
-        client_addr_from_context::<axum::body::Body>,
-    ))
+    serve_api(router, config)
+        .layer(axum::middleware::map_response(keep_byte_order_mark))
+        .layer(tower::util::MapRequestLayer::new(
+            client_addr_from_context::<axum::body::Body>,
+        ))
+}
+
+/// UTF-8 byte order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Doubles the byte order mark at the start of a CSV body. `lambda_http` (1.3) turns text
+/// bodies into a string with `encoding_rs`, which drops one leading mark, and spreadsheets
+/// need it to read the file as UTF-8. The body of a CSV export is already in memory.
+async fn keep_byte_order_mark(response: Response) -> Response {
+    let is_csv = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/csv"));
+    if !is_csv {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            return mako_core::ApiError::internal(anyhow::anyhow!("failed to read a CSV response body: {error}"))
+                .into_response();
+        }
+    };
+    if !bytes.starts_with(BOM) {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    }
+    let mut doubled = Vec::with_capacity(bytes.len() + BOM.len());
+    doubled.extend_from_slice(BOM);
+    doubled.extend_from_slice(&bytes);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(doubled))
 }
 
 /// Copies API Gateway's `sourceIp` into the request as a [`ClientAddr`].
