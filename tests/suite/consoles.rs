@@ -126,6 +126,32 @@ async fn console_runs_by_id_with_parameters() {
     let (status, ran) = team.run(&team.member, &id, json!({})).await;
     assert_eq!(status, StatusCode::OK, "the default applies: {ran}");
 
+    let (status, undeclared) = team
+        .member
+        .post(
+            &team.consoles(""),
+            json!({ "name": "Undeclared", "code": "select {{zzz}}", "connectionId": sample }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{undeclared}");
+    assert!(
+        undeclared["error"].as_str().is_some_and(|e| e.contains("{{zzz}}")),
+        "{undeclared}"
+    );
+    let unused = team
+        .save(
+            &team.member,
+            json!({ "name": "Unused", "code": "select 1 as one", "connectionId": sample,
+                    "parameters": [{ "name": "later", "type": "text" }] }),
+        )
+        .await;
+    let (status, ran) = team.run(&team.member, &id_of(&unused), json!({})).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a declared parameter the code does not use stops nothing: {ran}"
+    );
+
     let (_, details) = team.member.get(&team.consoles(&format!("/{id}/details"))).await;
     let stats = &details["data"]["stats"];
     assert_eq!(stats["runCount"], 2, "{stats}");
@@ -182,6 +208,28 @@ async fn private_items_hidden_from_others() {
     }
     let (_, folders) = team.admin.get(&team.consoles("/folders")).await;
     assert_eq!(folders["data"], json!([]), "the private folder is hidden: {folders}");
+
+    // A taken name never reveals another member's private console.
+    let (status, same_name) = team
+        .admin
+        .post(
+            &team.consoles(""),
+            json!({ "name": "MINE", "code": code, "connectionId": sample }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{same_name}");
+    let (status, clash) = team
+        .member
+        .post(
+            &team.consoles(""),
+            json!({ "name": "shared", "code": code, "connectionId": sample }),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a private name may not repeat a visible one: {clash}"
+    );
 
     // An API key acts as its creator, with its own role.
     let key = team.app.api_key(&team.owner, &team.workspace, "member").await;
@@ -241,6 +289,13 @@ async fn roles_limit_console_edits() {
             .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
         assert_eq!(refused["code"], "ROLE_TOO_LOW");
+        let by_key = viewer.bearer.is_some();
+        let message = refused["error"].as_str().unwrap_or_default();
+        assert_eq!(
+            message.starts_with("This API key's role is viewer"),
+            by_key,
+            "{message}"
+        );
         let (status, _) = viewer.put(&path, json!({ "version": 1, "name": "Renamed" })).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         let (status, ran) = team.run(&viewer, &id, json!({})).await;
@@ -356,6 +411,35 @@ async fn folders_nest_move_and_delete() {
         .await;
     assert_eq!(status, StatusCode::OK, "{moved}");
     assert_eq!(moved["data"]["folderPath"], json!([]));
+
+    let (status, renamed) = m
+        .put(
+            &team.consoles(&format!("/folders/{q3}")),
+            json!({ "version": 1, "name": "Q3 2026" }),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "adding children leaves the folder's version alone: {renamed}"
+    );
+    assert_eq!(renamed["data"]["version"], 2);
+    assert_eq!(renamed["data"]["path"], json!(["Sales", "Q3 2026"]));
+
+    let draft = team
+        .save(
+            &team.admin,
+            json!({ "name": "Admin draft", "code": "select 1", "connectionId": sample, "folderId": q3 }),
+        )
+        .await;
+    let (status, blocked) = m
+        .delete(&team.consoles(&format!("/folders/{sales}?deleteContents=true")))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{blocked}");
+    assert_eq!(blocked["details"]["blockedItems"], 1);
+    assert_eq!(blocked["details"]["ownerIds"][0], draft["ownerId"]);
+    let (status, _) = team.admin.delete(&team.consoles(&format!("/{}", id_of(&draft)))).await;
+    assert_eq!(status, StatusCode::OK);
 
     let (status, refused) = m.delete(&team.consoles(&format!("/folders/{sales}"))).await;
     assert_eq!(status, StatusCode::CONFLICT, "{refused}");

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::model::{
     ConsoleView, FolderView, ParameterBody, check_code, check_connection, check_description, check_name,
-    check_parameters, double_option, parse_console_id, parse_folder_id,
+    check_parameters, check_placeholders, connection_kind, double_option, parse_console_id, parse_folder_id,
 };
 use crate::tree::{Tree, Viewer, check_private_destination};
 
@@ -47,7 +47,7 @@ pub(crate) struct CreateBody {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct UpdateBody {
-    version: u64,
+    version: Option<u64>,
     name: Option<String>,
     description: Option<String>,
     language: Option<Language>,
@@ -159,7 +159,8 @@ pub(crate) async fn create(
     }
     let parameters = check_parameters(body.parameters)?;
     let connection_id = parse_connection_id(&body.connection_id)?;
-    let language = check_connection(&state, access.workspace_id(), &connection_id, body.language).await?;
+    let (kind, language) = check_connection(&state, access.workspace_id(), &connection_id, body.language).await?;
+    check_placeholders(kind, &body.code, &parameters)?;
     let folder_id = body
         .folder_id
         .as_deref()
@@ -240,6 +241,12 @@ pub(crate) async fn update(
     let id = parse_console_id(&id)?;
     let viewer = Viewer::of(&access);
     viewer.require_member("changing consoles")?;
+    let based_on = body.version.ok_or_else(|| {
+        ApiError::invalid_field(
+            "version",
+            "The version is missing; send the version of the console this change was based on (data.version of its details).",
+        )
+    })?;
     let name = body
         .name
         .as_deref()
@@ -264,8 +271,8 @@ pub(crate) async fn update(
         let tree = Tree::load(&state, &access).await?;
         let current = load_visible(&state, &access, &tree, &id).await?;
         require_edit(&viewer, &current, "changing it")?;
-        if body.version != current.version {
-            return Err(stale(&state, &access, &tree, current, body.version).await?);
+        if based_on != current.version {
+            return Err(stale(&state, &access, &tree, current, based_on).await?);
         }
 
         let mut updated = current.clone();
@@ -289,8 +296,13 @@ pub(crate) async fn update(
         }
         if connection_id.is_some() || body.language.is_some() {
             // Without a language, the connection's is taken; a language given must suit it.
-            updated.language =
+            (_, updated.language) =
                 check_connection(&state, access.workspace_id(), &updated.connection_id, body.language).await?;
+        }
+        if updated.runs_differently_from(&current)
+            && let Some(kind) = connection_kind(&state, access.workspace_id(), &updated.connection_id).await?
+        {
+            check_placeholders(kind, &updated.code, &updated.parameters)?;
         }
         if let Some(visibility) = body.visibility
             && visibility != current.visibility
@@ -336,7 +348,7 @@ pub(crate) async fn update(
             Err(ConsoleError::Changed) => {
                 let tree = Tree::load(&state, &access).await?;
                 let current = load_visible(&state, &access, &tree, &id).await?;
-                return Err(stale(&state, &access, &tree, current, body.version).await?);
+                return Err(stale(&state, &access, &tree, current, based_on).await?);
             }
             Err(ConsoleError::NameTaken) => return Err(name_taken(&updated.name)),
             Err(ConsoleError::Retry) => continue,

@@ -117,6 +117,7 @@ pub(crate) async fn create(
         visibility: body.visibility.unwrap_or(Visibility::Private),
         child_count: 0,
         version: 1,
+        revision: 1,
         created_at: now,
         updated_at: now,
     };
@@ -188,16 +189,16 @@ pub(crate) async fn update(
         let current = visible(&tree, &viewer, &id)?;
         require_edit(&viewer, current, "changing it")?;
         if let Some(version) = body.version
-            && version != current.version
+            && version != current.revision
         {
             return Err(ApiError::Conflict {
                 code: "VERSION_CONFLICT",
                 message: format!(
                     "The folder is at version {} but this change was based on version {version}.",
-                    current.version
+                    current.revision
                 ),
                 details: Some(
-                    json!({ "currentVersion": current.version, "current": FolderView::new(current, &tree, &viewer) }),
+                    json!({ "currentVersion": current.revision, "current": FolderView::new(current, &tree, &viewer) }),
                 ),
             });
         }
@@ -247,6 +248,7 @@ pub(crate) async fn update(
             .cloned()
             .collect();
         updated.version = current.version + 1;
+        updated.revision = current.revision + 1;
         updated.updated_at = Utc::now();
 
         let moving = FolderMove {
@@ -295,7 +297,7 @@ pub(crate) async fn delete(
             return Err(ApiError::Conflict {
                 code: "FOLDER_NOT_EMPTY",
                 message: format!(
-                    "Folder {id} holds {} consoles or folders; move them out first, or send deleteContents=true to delete them too.",
+                    "Folder {id} is not empty: {} items are directly inside, counting other members' private consoles. Move them out first, or send deleteContents=true to delete them too.",
                     folder.child_count
                 ),
                 details: Some(json!({ "childCount": folder.child_count })),
@@ -365,26 +367,35 @@ async fn delete_contents(
         .folders()
         .filter(|folder| folder.id != *id && tree.is_within(&folder.id, id))
         .collect();
-    let blocked = consoles
+    let blocked: Vec<&mako_core::ids::UserId> = consoles
         .iter()
         .filter(|console| {
             !(viewer.may_edit(&console.owner_id, console.visibility)
                 && tree.path_visible(&viewer, console.folder_id.as_ref()))
         })
-        .count()
-        + folders
-            .iter()
-            .filter(|folder| {
-                !(viewer.may_edit(&folder.owner_id, folder.visibility) && tree.folder_visible(&viewer, folder))
-            })
-            .count();
-    if blocked > 0 {
-        return Err(ApiError::conflict(
-            "FOLDER_NOT_EMPTY",
-            format!(
-                "Folder {id} holds {blocked} consoles or folders you cannot delete (other members' private items or, for members, items of others); nothing was deleted."
+        .map(|console| &console.owner_id)
+        .chain(
+            folders
+                .iter()
+                .filter(|folder| {
+                    !(viewer.may_edit(&folder.owner_id, folder.visibility) && tree.folder_visible(&viewer, folder))
+                })
+                .map(|folder| &folder.owner_id),
+        )
+        .collect();
+    if !blocked.is_empty() {
+        let mut owners: Vec<String> = blocked.iter().map(ToString::to_string).collect();
+        owners.sort();
+        owners.dedup();
+        return Err(ApiError::Conflict {
+            code: "FOLDER_NOT_EMPTY",
+            message: format!(
+                "Folder {id} contains {} items you may not delete, such as other members' private consoles, so nothing was deleted. Their owners ({}) can move or delete them.",
+                blocked.len(),
+                owners.join(", ")
             ),
-        ));
+            details: Some(json!({ "blockedItems": blocked.len(), "ownerIds": owners })),
+        });
     }
 
     let mut removed_consoles = 0;

@@ -5,7 +5,9 @@ use mako_core::ids::{ConnectionId, ConsoleId, FolderId, UserId, WorkspaceId};
 use mako_core::repo::consoles::{CodeVersion, Console, Folder, Language, ParameterSpec, RunStats, Visibility};
 use mako_core::text::clean_name;
 use mako_core::{ApiError, ApiResult, AppState};
-use mako_databases::params::ParamType;
+use std::collections::BTreeSet;
+
+use mako_databases::params::{ParamType, Style};
 use mako_databases::service;
 use mako_databases::settings::ConnectionKind;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -154,6 +156,38 @@ pub fn check_parameters(bodies: Vec<ParameterBody>) -> ApiResult<Vec<ParameterSp
     Ok(specs)
 }
 
+/// Returns the `{{name}}` placeholders of code written for a connection kind, or `None` for
+/// MongoDB code that does not parse yet.
+pub fn placeholders_of(kind: ConnectionKind, code: &str) -> Option<BTreeSet<String>> {
+    let style = match kind {
+        ConnectionKind::Postgres => Style::Numbered,
+        ConnectionKind::Mysql => Style::QuestionMySql,
+        ConnectionKind::Sqlite => Style::Question,
+        ConnectionKind::Mongodb => return mako_databases::mongo::shell::placeholders(code),
+    };
+    Some(mako_databases::params::placeholders(code, style))
+}
+
+/// Rejects code that uses a placeholder the console does not declare, which no run could
+/// give a value.
+pub fn check_placeholders(kind: ConnectionKind, code: &str, parameters: &[ParameterSpec]) -> ApiResult<()> {
+    let Some(used) = placeholders_of(kind, code) else {
+        return Ok(());
+    };
+    match used
+        .iter()
+        .find(|name| !parameters.iter().any(|spec| &&spec.name == name))
+    {
+        Some(name) => Err(ApiError::invalid_field(
+            "parameters",
+            format!(
+                "The code uses {{{{{name}}}}}, which is not declared; add {{\"name\": \"{name}\", \"type\": …}} to parameters."
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Returns the console language that runs on a connection kind.
 pub fn language_of(kind: ConnectionKind) -> Language {
     match kind {
@@ -163,34 +197,43 @@ pub fn language_of(kind: ConnectionKind) -> Language {
 }
 
 /// Checks that a connection exists in the workspace and suits `language` (when given), and
-/// returns the language.
+/// returns its kind and the language.
 pub async fn check_connection(
     state: &AppState,
     workspace: &WorkspaceId,
     id: &ConnectionId,
     language: Option<Language>,
-) -> ApiResult<Language> {
-    let record = mako_core::repo::connections::Connections::new(&*state.store)
-        .get(workspace, id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::invalid_field(
-                "connectionId",
-                format!("Connection {id} was not found in this workspace."),
-            )
-        })?;
-    let fitting = language_of(service::kind_of(&record.value)?);
+) -> ApiResult<(ConnectionKind, Language)> {
+    let kind = connection_kind(state, workspace, id).await?.ok_or_else(|| {
+        ApiError::invalid_field(
+            "connectionId",
+            format!("Connection {id} was not found in this workspace."),
+        )
+    })?;
+    let fitting = language_of(kind);
     match language {
         Some(language) if language != fitting => Err(ApiError::invalid_field(
             "language",
             format!(
                 "Connection {id} is a {} connection, which runs {} consoles.",
-                record.value.kind,
+                kind.as_str(),
                 language_name(fitting)
             ),
         )),
-        _ => Ok(fitting),
+        _ => Ok((kind, fitting)),
     }
+}
+
+/// Returns the kind of a connection of the workspace, or `None` when it does not exist.
+pub async fn connection_kind(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    id: &ConnectionId,
+) -> ApiResult<Option<ConnectionKind>> {
+    let record = mako_core::repo::connections::Connections::new(&*state.store)
+        .get(workspace, id)
+        .await?;
+    record.map(|record| service::kind_of(&record.value)).transpose()
 }
 
 pub fn language_name(language: Language) -> &'static str {
@@ -307,7 +350,7 @@ impl FolderView {
             path,
             owner_id: folder.owner_id.clone(),
             visibility: folder.visibility,
-            version: folder.version,
+            version: folder.revision,
             created_at: folder.created_at,
             updated_at: folder.updated_at,
             can_edit: viewer.may_edit(&folder.owner_id, folder.visibility),

@@ -2,7 +2,7 @@
 //! with typed parameter values, and return the result as the JSON envelope of
 //! `/api/execute` or, with `?format=csv|ndjson`, as a file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::extract::State;
 use axum::response::Response;
@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::consoles::load_visible;
-use crate::model::{language_name, language_of, optional_json, parse_console_id};
+use crate::model::{language_name, language_of, optional_json, parse_console_id, placeholders_of};
 use crate::tree::Tree;
 
 #[derive(Default, Deserialize)]
@@ -47,10 +47,12 @@ pub(crate) struct RunParams {
 
 /// Checks the given values against the declared parameters and fills in defaults. A
 /// required parameter needs a value other than null; an optional one without a value or
-/// default is NULL.
+/// default is NULL. Parameters the code does not use (`used`, when known) are left out, so
+/// a declared but unused parameter never stops a run.
 fn parameter_values(
     specs: &[ParameterSpec],
     given: Option<&Map<String, Value>>,
+    used: Option<BTreeSet<String>>,
 ) -> ApiResult<BTreeMap<String, ParamValue>> {
     let empty = Map::new();
     let given = given.unwrap_or(&empty);
@@ -69,6 +71,9 @@ fn parameter_values(
 
     let mut values = BTreeMap::new();
     for spec in specs {
+        if used.as_ref().is_some_and(|used| !used.contains(&spec.name)) {
+            continue;
+        }
         let kind = ParamType::parse(&spec.kind).map_err(|message| {
             ApiError::internal(std::io::Error::other(format!(
                 "stored parameter {} has an unknown type: {message}",
@@ -112,7 +117,6 @@ pub(crate) async fn execute(
     let tree = Tree::load(&state, &access).await?;
     let console = load_visible(&state, &access, &tree, &id).await?;
     run::check_query("code", &console.code)?;
-    let values = parameter_values(&console.parameters, body.params.as_ref())?;
     let record = Connections::new(&*state.store)
         .get(access.workspace_id(), &console.connection_id)
         .await?
@@ -136,6 +140,11 @@ pub(crate) async fn execute(
             ),
         ));
     }
+    let values = parameter_values(
+        &console.parameters,
+        body.params.as_ref(),
+        placeholders_of(kind, &console.code),
+    )?;
     let Bound {
         query,
         params,

@@ -21,6 +21,8 @@ pub const MAX_DEPTH: usize = 8;
 pub struct Viewer {
     pub user: UserId,
     pub role: Role,
+    /// Whether the role is an API key's, which may be lower than its creator's.
+    pub by_key: bool,
 }
 
 impl Viewer {
@@ -28,6 +30,7 @@ impl Viewer {
         Viewer {
             user: access.caller.user_id().clone(),
             role: access.role,
+            by_key: access.caller.key_workspace().is_some(),
         }
     }
 
@@ -46,12 +49,14 @@ impl Viewer {
         if self.role >= Role::Member {
             return Ok(());
         }
+        let whose = if self.by_key {
+            "This API key's role"
+        } else {
+            "Your role in this workspace"
+        };
         Err(ApiError::Forbidden {
             code: "ROLE_TOO_LOW",
-            message: format!(
-                "Your role in this workspace is {}; {action} needs member or higher.",
-                self.role
-            ),
+            message: format!("{whose} is {}; {action} needs member or higher.", self.role),
         })
     }
 }

@@ -266,6 +266,58 @@ pub enum Style {
     QuestionMySql,
 }
 
+/// A piece of query text: plain text to copy, or a `{{name}}` placeholder.
+enum Piece<'t> {
+    Text(&'t str),
+    Placeholder(&'t str),
+}
+
+/// Splits `text` into plain text and placeholders. Strings, quoted identifiers and comments
+/// are plain text whatever they contain.
+fn walk<'t>(
+    text: &'t str,
+    style: Style,
+    mut visit: impl FnMut(Piece<'t>) -> Result<(), ConnectorError>,
+) -> Result<(), ConnectorError> {
+    let bytes = text.as_bytes();
+    let mut index = 0;
+    while index < bytes.len() {
+        let skip_to = skip_literal(text, index, style);
+        if skip_to > index {
+            visit(Piece::Text(&text[index..skip_to]))?;
+            index = skip_to;
+            continue;
+        }
+        if text[index..].starts_with("{{")
+            && let Some(close) = text[index + 2..].find("}}")
+        {
+            let name = text[index + 2..index + 2 + close].trim();
+            if is_identifier(name) {
+                visit(Piece::Placeholder(name))?;
+                index += 2 + close + 2;
+                continue;
+            }
+        }
+        let character = text[index..].chars().next().unwrap_or('\0');
+        let end = index + character.len_utf8().max(1);
+        visit(Piece::Text(&text[index..end]))?;
+        index = end;
+    }
+    Ok(())
+}
+
+/// Returns the names of the `{{name}}` placeholders in `text`.
+pub fn placeholders(text: &str, style: Style) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let _ = walk(text, style, |piece| {
+        if let Piece::Placeholder(name) = piece {
+            names.insert(name.to_owned());
+        }
+        Ok(())
+    });
+    names
+}
+
 /// Replaces `{{name}}` placeholders and returns the text for the driver with the values in
 /// binding order. Every placeholder needs a value and every value a placeholder.
 pub fn compile(
@@ -276,35 +328,19 @@ pub fn compile(
     let mut output = String::with_capacity(text.len());
     let mut bound = Vec::new();
     let mut used = std::collections::BTreeSet::new();
-    let bytes = text.as_bytes();
-    let mut index = 0;
-
-    while index < bytes.len() {
-        let skip_to = skip_literal(text, index, style);
-        if skip_to > index {
-            output.push_str(&text[index..skip_to]);
-            index = skip_to;
-            continue;
-        }
-        if text[index..].starts_with("{{")
-            && let Some(close) = text[index + 2..].find("}}")
-        {
-            let name = text[index + 2..index + 2 + close].trim();
-            if is_identifier(name) {
+    walk(text, style, |piece| {
+        match piece {
+            Piece::Text(text) => output.push_str(text),
+            Piece::Placeholder(name) => {
                 let value = values.get(name).ok_or_else(|| ConnectorError::InvalidQuery {
                     message: format!("The query uses the parameter {{{{{name}}}}} but no value was given for it."),
                 })?;
                 used.insert(name.to_owned());
                 push_placeholders(&mut output, &mut bound, value, style);
-                index += 2 + close + 2;
-                continue;
             }
         }
-        let character = text[index..].chars().next().unwrap_or('\0');
-        output.push(character);
-        index += character.len_utf8().max(1);
-    }
-
+        Ok(())
+    })?;
     if let Some(unused) = values.keys().find(|name| !used.contains(*name)) {
         return Err(ConnectorError::InvalidQuery {
             message: format!(

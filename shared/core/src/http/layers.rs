@@ -92,6 +92,10 @@ fn cors(config: &Config) -> CorsLayer {
             header::ACCEPT_RANGES,
             header::ETAG,
             header::CONTENT_LENGTH,
+            // Exports name their file and report their row count and truncation.
+            header::CONTENT_DISPOSITION,
+            HeaderName::from_static("x-row-count"),
+            HeaderName::from_static("x-truncated"),
         ])
         .max_age(Duration::from_secs(3600))
 }

@@ -7,11 +7,11 @@
 //! |---|---|
 //! | console | `CONSOLE#<consoleId>` |
 //! | folder | `CFOLDER#<folderId>` |
-//! | name claim | `CNAME#C#<folderId or ->#<name>` (consoles), `CNAME#F#…` (folders) |
+//! | name claim | `CNAME#C#<folderId or ->#<W or U<ownerId>>#<name>` (consoles), `CNAME#F#…` (folders) |
 //! | code version | `CVERSION#<consoleId>#<version, 10 digits>` |
 //! | run statistics | `CSTATS#<consoleId>` |
 //!
-//! A name claim makes names unique within a folder, case-insensitively. A folder counts its
+//! A name claim makes names unique within a folder, case-insensitively (see [`NameSlot`]). A folder counts its
 //! children, and every change that adds or removes a child rewrites the folder under a
 //! version condition in the same transaction, so "delete only when empty" cannot race with
 //! a console being added. Run statistics are an item of their own so that running a console
@@ -128,9 +128,17 @@ pub struct Folder {
     pub visibility: Visibility,
     /// Consoles and folders directly inside.
     pub child_count: u32,
+    /// Store version, which also changes when a child is added or removed.
     pub version: u64,
+    /// Version of what people edit (name, place, visibility), which an update names.
+    #[serde(default = "first_revision")]
+    pub revision: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+fn first_revision() -> u64 {
+    1
 }
 
 /// A console's code at one version, kept for every version that changed it.
@@ -197,7 +205,7 @@ impl From<WorkspaceError> for ConsoleError {
 
 /// Kind of record a name belongs to; consoles and folders have separate names.
 #[derive(Clone, Copy)]
-pub enum NameKind {
+enum NameKind {
     Console,
     Folder,
 }
@@ -215,16 +223,64 @@ fn folder_key(workspace: &WorkspaceId, id: &FolderId) -> Key {
     Key::new(workspace_partition(workspace), format!("CFOLDER#{id}"))
 }
 
-fn claim_key(workspace: &WorkspaceId, kind: NameKind, parent: Option<&FolderId>, name: &str) -> Key {
-    let kind = match kind {
-        NameKind::Console => "C",
-        NameKind::Folder => "F",
-    };
-    let parent = parent.map_or("-", FolderId::as_str);
-    Key::new(
-        workspace_partition(workspace),
-        format!("CNAME#{kind}#{parent}#{}", name_key(name)),
-    )
+/// The place where a name must be unique: a folder (or the top level), and for a private
+/// item its owner's private items there. A private name also may not repeat a workspace
+/// item's name in the folder, which its owner sees; it may repeat another member's private
+/// name, so a taken name never reveals someone else's private item.
+#[derive(Clone, Copy)]
+struct NameSlot<'n> {
+    kind: NameKind,
+    parent: Option<&'n FolderId>,
+    owner: &'n UserId,
+    visibility: Visibility,
+    name: &'n str,
+}
+
+impl<'n> NameSlot<'n> {
+    fn of_console(console: &'n Console) -> Self {
+        NameSlot {
+            kind: NameKind::Console,
+            parent: console.folder_id.as_ref(),
+            owner: &console.owner_id,
+            visibility: console.visibility,
+            name: &console.name,
+        }
+    }
+
+    fn of_folder(folder: &'n Folder) -> Self {
+        NameSlot {
+            kind: NameKind::Folder,
+            parent: folder.parent_id.as_ref(),
+            owner: &folder.owner_id,
+            visibility: folder.visibility,
+            name: &folder.name,
+        }
+    }
+
+    fn key_in(&self, workspace: &WorkspaceId, scope: &str) -> Key {
+        let kind = match self.kind {
+            NameKind::Console => "C",
+            NameKind::Folder => "F",
+        };
+        let parent = self.parent.map_or("-", FolderId::as_str);
+        Key::new(
+            workspace_partition(workspace),
+            format!("CNAME#{kind}#{parent}#{scope}#{}", name_key(self.name)),
+        )
+    }
+
+    /// The claim this item holds.
+    fn key(&self, workspace: &WorkspaceId) -> Key {
+        match self.visibility {
+            Visibility::Workspace => self.shared_key(workspace),
+            Visibility::Private => self.key_in(workspace, &format!("U{}", self.owner)),
+        }
+    }
+
+    /// The claim a workspace item of this name holds.
+    fn shared_key(&self, workspace: &WorkspaceId) -> Key {
+        self.key_in(workspace, "W")
+    }
 }
 
 fn version_prefix(id: &ConsoleId) -> String {
@@ -262,33 +318,58 @@ impl Failure {
 
 /// The writes of one transaction, each with what its failure means.
 #[derive(Default)]
-struct Writes(Vec<(Write, Failure)>);
+struct Writes {
+    writes: Vec<(Write, Failure)>,
+    /// Name claims this transaction deletes.
+    released: Vec<Key>,
+}
 
 impl Writes {
     fn push(&mut self, write: Write, failure: Failure) {
-        self.0.push((write, failure));
+        self.writes.push((write, failure));
     }
 
     fn put(&mut self, item: Item, condition: Condition, failure: Failure) {
         self.push(Write::Put { item, condition }, failure);
     }
 
-    fn claim(&mut self, workspace: &WorkspaceId, kind: NameKind, parent: Option<&FolderId>, name: &str, id: &str) {
-        let item = Item::new(
-            claim_key(workspace, kind, parent, name),
-            serde_json::json!({ "id": id }),
-        );
+    /// Claims a name; a private one also checks that no workspace item has it.
+    fn claim(&mut self, workspace: &WorkspaceId, slot: NameSlot<'_>, id: &str) {
+        let key = slot.key(workspace);
+        let item = Item::new(key.clone(), serde_json::json!({ "id": id }));
         self.put(item, Condition::NotExists, Failure::NameTaken);
+        let shared = slot.shared_key(workspace);
+        // A claim released in this transaction is gone once it applies; a transaction
+        // cannot both delete and check one key.
+        if shared != key && !self.released.contains(&shared) {
+            self.push(
+                Write::Check {
+                    key: shared,
+                    condition: Condition::NotExists,
+                },
+                Failure::NameTaken,
+            );
+        }
     }
 
-    fn release(&mut self, workspace: &WorkspaceId, kind: NameKind, parent: Option<&FolderId>, name: &str) {
+    fn release(&mut self, workspace: &WorkspaceId, slot: NameSlot<'_>) {
+        let key = slot.key(workspace);
+        self.released.push(key.clone());
         self.push(
             Write::Delete {
-                key: claim_key(workspace, kind, parent, name),
+                key,
                 condition: Condition::Always,
             },
             Failure::Retry,
         );
+    }
+
+    /// Moves a name claim when the name, place or visibility changed.
+    fn move_claim(&mut self, workspace: &WorkspaceId, old: NameSlot<'_>, new: NameSlot<'_>, id: &str) {
+        if old.key(workspace) != new.key(workspace) {
+            self.release(workspace, old);
+            self.claim(workspace, new, id);
+        }
     }
 
     /// Rewrites `folder` with `delta` children, conditioned on the version it was read at.
@@ -306,8 +387,8 @@ impl Writes {
     }
 
     async fn apply(self, store: &dyn Store) -> Result<(), ConsoleError> {
-        let failures: Vec<Failure> = self.0.iter().map(|(_, failure)| *failure).collect();
-        let writes = self.0.into_iter().map(|(write, _)| write).collect();
+        let failures: Vec<Failure> = self.writes.iter().map(|(_, failure)| *failure).collect();
+        let writes = self.writes.into_iter().map(|(write, _)| write).collect();
         match store.transact(writes).await {
             Ok(()) => Ok(()),
             Err(StoreError::ConditionFailed { index: Some(index) }) => {
@@ -436,13 +517,7 @@ impl<'a> Consoles<'a> {
             Failure::Retry,
         );
         writes.put(console_item(console)?, Condition::NotExists, Failure::Retry);
-        writes.claim(
-            ws,
-            NameKind::Console,
-            console.folder_id.as_ref(),
-            &console.name,
-            console.id.as_str(),
-        );
+        writes.claim(ws, NameSlot::of_console(console), console.id.as_str());
         writes.put(
             version_item(ws, &console.snapshot())?,
             Condition::NotExists,
@@ -472,16 +547,12 @@ impl<'a> Consoles<'a> {
             Failure::Changed,
         );
         let moved = current.folder_id != updated.folder_id;
-        if moved || name_key(&current.name) != name_key(&updated.name) {
-            writes.release(ws, NameKind::Console, current.folder_id.as_ref(), &current.name);
-            writes.claim(
-                ws,
-                NameKind::Console,
-                updated.folder_id.as_ref(),
-                &updated.name,
-                updated.id.as_str(),
-            );
-        }
+        writes.move_claim(
+            ws,
+            NameSlot::of_console(current),
+            NameSlot::of_console(updated),
+            updated.id.as_str(),
+        );
         if moved {
             if let Some(folder) = old_folder {
                 writes.count_child(folder, -1)?;
@@ -523,7 +594,7 @@ impl<'a> Consoles<'a> {
             },
             Failure::Changed,
         );
-        writes.release(ws, NameKind::Console, console.folder_id.as_ref(), &console.name);
+        writes.release(ws, NameSlot::of_console(console));
         if let Some(folder) = folder {
             writes.count_child(folder, -1)?;
         }
@@ -649,13 +720,7 @@ impl<'a> Consoles<'a> {
             Failure::Retry,
         );
         writes.put(folder_item(folder)?, Condition::NotExists, Failure::Retry);
-        writes.claim(
-            ws,
-            NameKind::Folder,
-            folder.parent_id.as_ref(),
-            &folder.name,
-            folder.id.as_str(),
-        );
+        writes.claim(ws, NameSlot::of_folder(folder), folder.id.as_str());
         if let Some(parent) = parent {
             writes.count_child(parent, 1)?;
         }
@@ -677,16 +742,12 @@ impl<'a> Consoles<'a> {
             Failure::Changed,
         );
         let moved = current.parent_id != updated.parent_id;
-        if moved || name_key(&current.name) != name_key(&updated.name) {
-            writes.release(ws, NameKind::Folder, current.parent_id.as_ref(), &current.name);
-            writes.claim(
-                ws,
-                NameKind::Folder,
-                updated.parent_id.as_ref(),
-                &updated.name,
-                updated.id.as_str(),
-            );
-        }
+        writes.move_claim(
+            ws,
+            NameSlot::of_folder(current),
+            NameSlot::of_folder(updated),
+            updated.id.as_str(),
+        );
         if moved {
             if let Some(parent) = moving.old_parent {
                 writes.count_child(parent, -1)?;
@@ -737,7 +798,7 @@ impl<'a> Consoles<'a> {
             },
             Failure::Changed,
         );
-        writes.release(ws, NameKind::Folder, folder.parent_id.as_ref(), &folder.name);
+        writes.release(ws, NameSlot::of_folder(folder));
         if let Some(parent) = parent {
             writes.count_child(parent, -1)?;
         }

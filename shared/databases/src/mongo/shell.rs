@@ -283,6 +283,17 @@ pub fn parse_with_params(text: &str, params: &BTreeMap<String, Bson>) -> Result<
     Ok(command)
 }
 
+/// Returns the names of the `{{name}}` placeholders in shell-style text, or `None` when the
+/// text does not parse.
+pub fn placeholders(text: &str) -> Option<BTreeSet<String>> {
+    check_input_length(text).ok()?;
+    let mut parser = Parser::new(text);
+    parser.collect = true;
+    parser.parse_command().ok()?;
+    parser.expect_end().ok()?;
+    Some(parser.used)
+}
+
 /// Parses the structured form, a JSON object such as
 /// `{"collection": "orders", "operation": "find", "filter": {...}, "sort": {...}, "skip": 0, "limit": 10}`.
 ///
@@ -405,6 +416,8 @@ struct Parser<'a> {
     params: &'a BTreeMap<String, Bson>,
     /// Placeholders met so far.
     used: BTreeSet<String>,
+    /// Accept every placeholder as null, to list them (see [`placeholders`]).
+    collect: bool,
 }
 
 /// Argument of a method or constructor call, with the byte offset where it starts.
@@ -484,6 +497,7 @@ impl<'a> Parser<'a> {
             depth: 0,
             params: &NO_PARAMS,
             used: BTreeSet::new(),
+            collect: false,
         }
     }
 
@@ -1085,6 +1099,11 @@ impl Parser<'_> {
                 format!("{} is not a parameter name; use letters, digits and `_`", quote(name)),
                 start,
             ));
+        }
+        if self.collect {
+            self.used.insert(name.to_owned());
+            self.pos += close + 2;
+            return Ok(Bson::Null);
         }
         let Some(value) = self.params.get(name) else {
             return Err(ParseError::new(
