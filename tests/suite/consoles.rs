@@ -231,10 +231,57 @@ async fn private_items_hidden_from_others() {
         "a private name may not repeat a visible one: {clash}"
     );
 
+    // Nothing of another member may end up inside someone's private folder.
+    let team_folder = team
+        .folder(&team.owner, json!({ "name": "Team", "visibility": "workspace" }))
+        .await;
+    let owners_private = team.folder(&team.owner, json!({ "name": "Owner only" })).await;
+    let filed = team
+        .save(
+            &team.member,
+            json!({ "name": "Filed", "code": code, "connectionId": sample, "visibility": "workspace", "folderId": team_folder }),
+        )
+        .await;
+    let folder_path = team.consoles(&format!("/folders/{team_folder}"));
+    let (status, refused) = team
+        .owner
+        .put(&folder_path, json!({ "parentId": owners_private }))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "moving it under a private folder: {refused}"
+    );
+    let (status, refused) = team.owner.put(&folder_path, json!({ "visibility": "private" })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "making it private: {refused}");
+    let inner = team
+        .folder(
+            &team.owner,
+            json!({ "name": "Inner", "parentId": owners_private, "visibility": "workspace" }),
+        )
+        .await;
+    let (status, refused) = team
+        .owner
+        .put(
+            &team.consoles(&format!("/{}", id_of(&filed))),
+            json!({ "version": 1, "folderId": inner }),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "moving a console under a private folder: {refused}"
+    );
+    let (status, details) = team
+        .member
+        .get(&team.consoles(&format!("/{}/details", id_of(&filed))))
+        .await;
+    assert_eq!(status, StatusCode::OK, "its owner still sees it: {details}");
+
     // An API key acts as its creator, with its own role.
     let key = team.app.api_key(&team.owner, &team.workspace, "member").await;
     let by_key = team.app.with_key(&key);
-    assert_eq!(team.visible_names(&by_key).await, ["Shared"]);
+    assert_eq!(team.visible_names(&by_key).await, ["Shared", "Filed"]);
     let (status, ran) = team.run(&by_key, &id_of(&shared), json!({})).await;
     assert_eq!(status, StatusCode::OK, "{ran}");
     let other_workspace = team.app.workspace(&team.owner, "Elsewhere").await;
@@ -613,6 +660,15 @@ async fn typed_parameters_bind_on_sql_servers() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
         assert!(refused["details"]["params.count"].is_string(), "{refused}");
 
+        let mut huge = typed_values();
+        huge["ids"] = json!((0..40_000).collect::<Vec<i64>>());
+        let (status, refused) = team.run(&team.member, &id, json!({ "params": huge })).await;
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "more values than a database binds: {refused}"
+        );
+
         let mut unknown = typed_values();
         unknown["extra"] = json!(1);
         let (status, refused) = team.run(&team.member, &id, json!({ "params": unknown })).await;
@@ -679,6 +735,46 @@ async fn mongodb_parameters_bind_typed_values() {
     assert_eq!(status, StatusCode::OK, "{ran}");
     assert_eq!(ran["data"]["rows"], json!([["a"], ["c"]]));
 
+    let projected = team
+        .save(
+            &team.member,
+            json!({ "name": "Labelled", "connectionId": connection,
+                    "code": "db.deals.aggregate([{$project: {_id: 0, name: 1, label: {{label}}}}])",
+                    "parameters": [{ "name": "label", "type": "text" }] }),
+        )
+        .await;
+    let (status, ran) = team
+        .run(
+            &team.member,
+            &id_of(&projected),
+            json!({ "params": { "label": "plain" } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{ran}");
+    let (status, refused) = team
+        .run(
+            &team.member,
+            &id_of(&projected),
+            json!({ "params": { "label": "$$ROOT" } }),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a $ string would be a field path here: {refused}"
+    );
+    let limited = team
+        .save(
+            &team.member,
+            json!({ "name": "Limited", "connectionId": connection, "code": "db.deals.find({}, {_id: 0, name: 1}).limit({{n}})",
+                    "parameters": [{ "name": "n", "type": "integer" }] }),
+        )
+        .await;
+    let (status, ran) = team
+        .run(&team.member, &id_of(&limited), json!({ "params": { "n": i64::MIN } }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "the most negative limit: {ran}");
+
     let (status, refused) = team
         .run(
             &team.member,
@@ -738,12 +834,12 @@ async fn run_statistics_count_every_run() {
         )
         .await;
     let id = id_of(&working);
-    let runs = (0..8).map(|_| team.run(&team.member, &id, json!({})));
+    let runs = (0..32).map(|_| team.run(&team.member, &id, json!({})));
     for (status, body) in futures::future::join_all(runs).await {
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     let (_, details) = team.member.get(&team.consoles(&format!("/{id}/details"))).await;
-    assert_eq!(details["data"]["stats"]["runCount"], 8, "{details}");
+    assert_eq!(details["data"]["stats"]["runCount"], 32, "{details}");
     assert_eq!(details["data"]["version"], 1, "runs never change the version");
     team.app.stop().await;
 }

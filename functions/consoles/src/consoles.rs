@@ -8,7 +8,7 @@ use chrono::Utc;
 use mako_core::auth::{Attempt, WorkspaceCaller, retry_on_change};
 use mako_core::http::{ApiJson, ApiPath, ApiQuery, created, ok};
 use mako_core::ids::{ConnectionId, ConsoleId, FolderId};
-use mako_core::repo::consoles::{Console, ConsoleError, Consoles, Language, RunStats, Visibility, name_key};
+use mako_core::repo::consoles::{Console, ConsoleError, Consoles, Folder, Language, RunStats, Visibility, name_key};
 use mako_core::{ApiError, ApiResult, AppState};
 use mako_databases::run::check_database;
 use serde::Deserialize;
@@ -18,7 +18,7 @@ use crate::model::{
     ConsoleView, FolderView, ParameterBody, check_code, check_connection, check_description, check_name,
     check_parameters, check_placeholders, connection_kind, double_option, parse_console_id, parse_folder_id,
 };
-use crate::tree::{Tree, Viewer, check_private_destination};
+use crate::tree::{Tree, Viewer, check_private_chain};
 
 /// Attempts at an update that keeps meeting changes to its folders.
 const UPDATE_ATTEMPTS: usize = 6;
@@ -195,13 +195,14 @@ pub(crate) async fn create(
             let viewer = Viewer::of(&access);
             viewer.require_member("creating consoles")?;
             let tree = Tree::load(&state, &access).await?;
-            let folder = match &console.folder_id {
-                Some(id) => Some(tree.destination(&viewer, "folderId", id)?),
-                None => None,
-            };
-            check_private_destination(folder, &console.owner_id, "folderId")?;
+            if let Some(id) = &console.folder_id {
+                tree.destination(&viewer, "folderId", id)?;
+            }
+            let chain = tree.chain(console.folder_id.as_ref());
+            check_private_chain(&chain, &[&console.owner_id], "folderId")?;
+            let folders: Vec<Folder> = chain.into_iter().cloned().collect();
             match Consoles::new(&*state.store)
-                .create(&access.workspace, &console, folder, max)
+                .create(&access.workspace, &console, &folders, max)
                 .await
             {
                 Ok(()) => Ok(Attempt::Done((console, tree))),
@@ -315,14 +316,16 @@ pub(crate) async fn update(
         if let Some(folder_id) = &folder_id {
             updated.folder_id = folder_id.clone();
         }
-        let new_folder = match &updated.folder_id {
-            Some(id) if updated.folder_id != current.folder_id => Some(tree.destination(&viewer, "folderId", id)?),
-            Some(id) => tree.get(id),
-            None => None,
-        };
-        if updated.folder_id != current.folder_id {
-            check_private_destination(new_folder, &updated.owner_id, "folderId")?;
+        if let Some(id) = &updated.folder_id
+            && updated.folder_id != current.folder_id
+        {
+            tree.destination(&viewer, "folderId", id)?;
         }
+        let new_chain = tree.chain(updated.folder_id.as_ref());
+        if updated.folder_id != current.folder_id {
+            check_private_chain(&new_chain, &[&updated.owner_id], "folderId")?;
+        }
+        let new_folders: Vec<Folder> = new_chain.into_iter().cloned().collect();
         let old_folder = current.folder_id.as_ref().and_then(|id| tree.get(id));
 
         updated.version = current.version + 1;
@@ -333,7 +336,7 @@ pub(crate) async fn update(
         updated.updated_by = viewer.user.clone();
 
         match Consoles::new(&*state.store)
-            .update(&current, &updated, old_folder, new_folder)
+            .update(&current, &updated, old_folder, &new_folders)
             .await
         {
             Ok(()) => {

@@ -12,10 +12,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::model::{FolderView, check_name, double_option, parse_folder_id};
-use crate::tree::{MAX_DEPTH, Tree, Viewer, check_private_destination};
+use crate::tree::{MAX_DEPTH, Tree, Viewer, check_private_chain};
 
 /// Attempts at a change that keeps meeting concurrent changes to related folders.
 const ATTEMPTS: usize = 6;
+/// Folders one change may check unchanged; a transaction takes at most 100 writes, and the
+/// change itself needs up to 6.
+const MAX_UNCHANGED: usize = 90;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -129,12 +132,13 @@ pub(crate) async fn create(
             let viewer = Viewer::of(&access);
             viewer.require_member("creating folders")?;
             let tree = Tree::load(&state, &access).await?;
-            let parent = match &folder.parent_id {
-                Some(id) => Some(tree.destination(&viewer, "parentId", id)?),
-                None => None,
-            };
-            check_private_destination(parent, &folder.owner_id, "parentId")?;
-            if let Some(parent) = parent
+            if let Some(id) = &folder.parent_id {
+                tree.destination(&viewer, "parentId", id)?;
+            }
+            let chain = tree.chain(folder.parent_id.as_ref());
+            check_private_chain(&chain, &[&folder.owner_id], "parentId")?;
+            let parents: Vec<Folder> = chain.into_iter().cloned().collect();
+            if let Some(parent) = parents.first()
                 && tree.depth(&parent.id) >= MAX_DEPTH
             {
                 return Err(ApiError::invalid_field(
@@ -143,7 +147,7 @@ pub(crate) async fn create(
                 ));
             }
             match Consoles::new(&*state.store)
-                .create_folder(&access.workspace, &folder, parent, max)
+                .create_folder(&access.workspace, &folder, &parents, max)
                 .await
             {
                 Ok(()) => Ok(Attempt::Done((folder, tree))),
@@ -228,7 +232,6 @@ pub(crate) async fn update(
                         "A folder cannot move into itself or one of its subfolders.",
                     ));
                 }
-                check_private_destination(Some(folder), &updated.owner_id, "parentId")?;
                 if tree.depth(parent) + 1 + tree.height(&id) > MAX_DEPTH {
                     return Err(ApiError::invalid_field(
                         "parentId",
@@ -241,12 +244,42 @@ pub(crate) async fn update(
             None => None,
         };
         let old_parent = current.parent_id.as_ref().and_then(|parent| tree.get(parent));
-        let ancestors: Vec<Folder> = tree
-            .chain(updated.parent_id.as_ref())
-            .into_iter()
-            .skip(1)
-            .cloned()
-            .collect();
+
+        // Nothing of another member may end up inside a private folder of someone else: check
+        // the owners of everything inside against the private folders at the new place.
+        let below = tree.below(&id);
+        let private_now = updated.visibility == Visibility::Private && current.visibility != Visibility::Private;
+        let mut unchanged: Vec<Folder> = tree.chain(updated.parent_id.as_ref()).into_iter().cloned().collect();
+        if moved || private_now {
+            let consoles = Consoles::new(&*state.store).all_consoles(access.workspace_id()).await?;
+            let mut owners: Vec<&mako_core::ids::UserId> = vec![&updated.owner_id];
+            owners.extend(below.iter().map(|folder| &folder.owner_id));
+            owners.extend(
+                consoles
+                    .iter()
+                    .filter(|console| {
+                        console
+                            .folder_id
+                            .as_ref()
+                            .is_some_and(|folder| tree.is_within(folder, &id))
+                    })
+                    .map(|console| &console.owner_id),
+            );
+            let mut chain = vec![&updated];
+            chain.extend(tree.chain(updated.parent_id.as_ref()));
+            check_private_chain(&chain, &owners, "parentId")?;
+            // Folders below are checked unchanged, so nothing is added inside meanwhile.
+            unchanged.extend(below.iter().map(|folder| (*folder).clone()));
+        }
+        if unchanged.len() > MAX_UNCHANGED {
+            return Err(ApiError::conflict(
+                "FOLDER_TOO_LARGE",
+                format!(
+                    "This change would have to lock {} folders, and at most {MAX_UNCHANGED} can be; move its subfolders separately.",
+                    unchanged.len()
+                ),
+            ));
+        }
         updated.version = current.version + 1;
         updated.revision = current.revision + 1;
         updated.updated_at = Utc::now();
@@ -254,7 +287,7 @@ pub(crate) async fn update(
         let moving = FolderMove {
             old_parent: if moved { old_parent } else { None },
             new_parent: if moved { new_parent } else { None },
-            ancestors: &ancestors,
+            unchanged: &unchanged,
         };
         match Consoles::new(&*state.store)
             .update_folder(current, &updated, moving)
@@ -401,18 +434,31 @@ async fn delete_contents(
     let mut removed_consoles = 0;
     for console in consoles {
         let console_id = console.id.clone();
-        retry_on_change(state, access.clone(), |access| {
+        let deleted = retry_on_change(state, access.clone(), |access| {
             let state = state.clone();
             let console_id = console_id.clone();
+            let id = id.clone();
             async move {
                 let store = Consoles::new(&*state.store);
                 let tree = Tree::load(&state, &access).await?;
                 let Some(console) = store.get(access.workspace_id(), &console_id).await? else {
-                    return Ok(Attempt::Done(()));
+                    return Ok(Attempt::Done(false));
                 };
+                // Read again: a console moved out, or made private, meanwhile is left alone.
+                let viewer = Viewer::of(&access);
+                let still_inside = console
+                    .folder_id
+                    .as_ref()
+                    .is_some_and(|folder| tree.is_within(folder, &id));
+                if !still_inside
+                    || !viewer.may_edit(&console.owner_id, console.visibility)
+                    || !tree.path_visible(&viewer, console.folder_id.as_ref())
+                {
+                    return Ok(Attempt::Done(false));
+                }
                 let folder = console.folder_id.as_ref().and_then(|folder| tree.get(folder));
                 match store.delete(&access.workspace, &console, folder).await {
-                    Ok(()) => Ok(Attempt::Done(())),
+                    Ok(()) => Ok(Attempt::Done(true)),
                     Err(ConsoleError::Changed | ConsoleError::Retry) => Ok(Attempt::Changed),
                     Err(ConsoleError::Store(error)) => Err(error.into()),
                     Err(error) => Err(ApiError::internal(error)),
@@ -420,7 +466,7 @@ async fn delete_contents(
             }
         })
         .await?;
-        removed_consoles += 1;
+        removed_consoles += u64::from(deleted);
     }
 
     folders.sort_by_key(|folder| std::cmp::Reverse(tree.depth(&folder.id)));

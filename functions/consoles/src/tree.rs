@@ -132,6 +132,14 @@ impl Tree {
             .map_or(0, |deepest| deepest.saturating_sub(self.depth(id)))
     }
 
+    /// Returns the folders below `id`, not `id` itself.
+    pub fn below(&self, id: &FolderId) -> Vec<&Folder> {
+        self.folders
+            .values()
+            .filter(|folder| folder.id != *id && self.is_within(&folder.id, id))
+            .collect()
+    }
+
     /// Returns whether `id` is `ancestor` or lies below it.
     pub fn is_within(&self, id: &FolderId, ancestor: &FolderId) -> bool {
         self.chain(Some(id)).iter().any(|folder| &folder.id == ancestor)
@@ -149,16 +157,20 @@ impl Tree {
     }
 }
 
-/// Refuses to put an item of `owner` into a private folder of someone else, which would hide
-/// it from its owner.
-pub fn check_private_destination(folder: Option<&Folder>, owner: &UserId, field: &str) -> ApiResult<()> {
-    match folder {
-        Some(folder) if folder.visibility == Visibility::Private && &folder.owner_id != owner => {
-            Err(ApiError::invalid_field(
-                field,
-                "A private folder holds only its owner's items; pick a workspace folder.",
-            ))
-        }
-        _ => Ok(()),
+/// Rejects a change that would put items of `owners` inside a private folder of someone
+/// else (one of `chain`), which would hide them from their owners.
+pub fn check_private_chain(chain: &[&Folder], owners: &[&UserId], field: &str) -> ApiResult<()> {
+    let private = chain.iter().find(|folder| {
+        folder.visibility == Visibility::Private && owners.iter().any(|owner| *owner != &folder.owner_id)
+    });
+    match private {
+        Some(folder) => Err(ApiError::invalid_field(
+            field,
+            format!(
+                "Folder {:?} is private, so it holds only its owner's items, and this change would hide other members' items inside it.",
+                folder.name
+            ),
+        )),
+        None => Ok(()),
     }
 }

@@ -112,8 +112,8 @@ pub(crate) async fn restore(
     updated.code_version = updated.version;
     updated.updated_at = Utc::now();
     updated.updated_by = viewer.user.clone();
-    let folder = current.folder_id.as_ref().and_then(|folder| tree.get(folder));
-    match store.update(&current, &updated, folder, folder).await {
+    let folders: Vec<_> = tree.chain(current.folder_id.as_ref()).into_iter().cloned().collect();
+    match store.update(&current, &updated, folders.first(), &folders).await {
         Ok(()) => {
             tracing::info!(console_id = %id, restored, version = updated.version, "console version restored");
             Ok(ok(view(&state, &access, &tree, updated).await?))

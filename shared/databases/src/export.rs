@@ -160,7 +160,13 @@ impl RowSink for ExportSink {
                         self.buffer.push(b',');
                     }
                     self.buffer.extend_from_slice(key);
-                    serde_json::to_writer(&mut self.buffer, cell).map_err(ConnectorError::internal)?;
+                    match cell {
+                        // JSON from the database may span lines, and a line holds one row.
+                        Cell::Json(raw) => push_compact_json(&mut self.buffer, raw.get()),
+                        Cell::Value(value) => {
+                            serde_json::to_writer(&mut self.buffer, value).map_err(ConnectorError::internal)?
+                        }
+                    }
                 }
                 self.buffer.extend_from_slice(b"}\n");
             }
@@ -192,6 +198,30 @@ fn ndjson_keys(columns: &[Column]) -> Vec<Vec<u8>> {
             key
         })
         .collect()
+}
+
+/// Appends valid JSON text without the whitespace between its tokens. Strings, numbers and
+/// everything else are copied byte for byte, so no digit changes.
+fn push_compact_json(buffer: &mut Vec<u8>, json: &str) {
+    let mut in_string = false;
+    let mut escaped = false;
+    for byte in json.bytes() {
+        if in_string {
+            buffer.push(byte);
+            if escaped {
+                escaped = false;
+            } else if byte == b'\\' {
+                escaped = true;
+            } else if byte == b'"' {
+                in_string = false;
+            }
+        } else if byte == b'"' {
+            in_string = true;
+            buffer.push(byte);
+        } else if !matches!(byte, b' ' | b'\t' | b'\n' | b'\r') {
+            buffer.push(byte);
+        }
+    }
 }
 
 /// Appends one CSV field. `quote_empty` quotes an empty text so it differs from NULL.
@@ -291,6 +321,14 @@ mod tests {
     fn ndjson_keeps_duplicate_columns_apart() {
         let text = export(Format::Ndjson, vec![vec![Cell::text("x"), Cell::big_int(7)]]);
         assert_eq!(text, "{\"a\":\"x\",\"a_2\":\"7\"}\n");
+    }
+
+    #[test]
+    fn ndjson_puts_database_json_on_one_line() {
+        let raw =
+            serde_json::value::RawValue::from_string("{\n \"a b\" :\n [1.50, \"x\\\" y\"]}".into()).expect("JSON");
+        let text = export(Format::Ndjson, vec![vec![Cell::Json(raw), Cell::NULL]]);
+        assert_eq!(text, "{\"a\":{\"a b\":[1.50,\"x\\\" y\"]},\"a_2\":null}\n");
     }
 
     #[test]

@@ -17,6 +17,9 @@ use crate::settings::ConnectionKind;
 pub const MAX_QUERY_BYTES: usize = 1024 * 1024;
 /// Maximum parameters one request may bind.
 pub const MAX_PARAMS: usize = 1000;
+/// Maximum values bound to one query, lists counted element by element. SQLite allows 32,766
+/// by default, and PostgreSQL and MySQL 65,535.
+pub const MAX_BOUND_VALUES: usize = 32_766;
 /// Shortest time limit a request may set.
 const MIN_TIMEOUT_MS: u64 = 100;
 
@@ -127,6 +130,15 @@ pub fn bind(kind: ConnectionKind, query: &str, values: BTreeMap<String, ParamVal
         }
     };
     let (query, params) = compile(query, style, &values)?;
+    if params.len() > MAX_BOUND_VALUES {
+        return Err(ApiError::invalid_field(
+            "params",
+            format!(
+                "The parameters bind {} values, lists counted element by element; at most {MAX_BOUND_VALUES} are accepted.",
+                params.len()
+            ),
+        ));
+    }
     Ok(Bound {
         query,
         params,

@@ -18,6 +18,7 @@
 //! never changes the version an editor based an update on.
 
 use chrono::{DateTime, Utc};
+use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use unicode_normalization::UnicodeNormalization;
@@ -137,6 +138,9 @@ pub struct Folder {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Attempts at recording a run before giving up with a warning.
+const RECORD_ATTEMPTS: u64 = 64;
+
 fn first_revision() -> u64 {
     1
 }
@@ -210,9 +214,10 @@ enum NameKind {
     Folder,
 }
 
-/// Form of a name that claims compare: NFC, lower case.
+/// Form of a name that claims compare: NFC, then upper and lower case, which folds case
+/// fully enough that "Straße" matches "STRASSE" and a final sigma matches a medial one.
 pub fn name_key(name: &str) -> String {
-    name.nfc().collect::<String>().to_lowercase()
+    name.nfc().collect::<String>().to_uppercase().to_lowercase()
 }
 
 fn console_key(workspace: &WorkspaceId, id: &ConsoleId) -> Key {
@@ -386,6 +391,24 @@ impl Writes {
         Ok(())
     }
 
+    /// Checks that folders this transaction does not write keep the versions read, so a
+    /// concurrent move or visibility change of one of them makes the transaction fail.
+    fn check_unchanged(&mut self, workspace: &WorkspaceId, folders: &[Folder]) {
+        for folder in folders {
+            let key = folder_key(workspace, &folder.id);
+            if self.writes.iter().any(|(write, _)| write.key() == key) {
+                continue;
+            }
+            self.push(
+                Write::Check {
+                    key,
+                    condition: Condition::Version(folder.version),
+                },
+                Failure::Retry,
+            );
+        }
+    }
+
     async fn apply(self, store: &dyn Store) -> Result<(), ConsoleError> {
         let failures: Vec<Failure> = self.writes.iter().map(|(_, failure)| *failure).collect();
         let writes = self.writes.into_iter().map(|(write, _)| write).collect();
@@ -419,13 +442,14 @@ fn version_item(workspace: &WorkspaceId, snapshot: &CodeVersion) -> Result<Item,
     ))
 }
 
-/// A folder's new place and the folders whose versions must not change meanwhile.
+/// A folder's old and new parent, and the folders whose versions must not change meanwhile.
 pub struct FolderMove<'f> {
     pub old_parent: Option<&'f Folder>,
     pub new_parent: Option<&'f Folder>,
-    /// Ancestors of the new parent, checked unchanged so that two concurrent moves cannot
-    /// make a cycle.
-    pub ancestors: &'f [Folder],
+    /// Folders above the new place, checked unchanged so that two concurrent moves cannot
+    /// make a cycle or nest too deep, and folders below, so that nothing is added under a
+    /// folder while it becomes private.
+    pub unchanged: &'f [Folder],
 }
 
 pub struct Consoles<'a> {
@@ -497,13 +521,15 @@ impl<'a> Consoles<'a> {
     }
 
     /// Creates a console and its first code version, unless the workspace already has `max`.
+    /// `folders` is its folder and those above it, innermost first (empty at the top level).
     pub async fn create(
         &self,
         workspace: &Versioned<Workspace>,
         console: &Console,
-        folder: Option<&Folder>,
+        folders: &[Folder],
         max: u32,
     ) -> Result<(), ConsoleError> {
+        let folder = folders.first();
         if workspace.value.console_count >= max {
             return Err(ConsoleError::TooMany { max });
         }
@@ -526,19 +552,21 @@ impl<'a> Consoles<'a> {
         if let Some(folder) = folder {
             writes.count_child(folder, 1)?;
         }
+        writes.check_unchanged(ws, folders);
         writes.apply(self.store).await
     }
 
     /// Replaces `current` with `updated`, whose `version` must be the next one. A rename or
     /// move moves the name claim; a move between folders recounts both; a change to what
-    /// runs keeps a new code version.
+    /// runs keeps a new code version. `new_folders` is the new folder and those above it.
     pub async fn update(
         &self,
         current: &Console,
         updated: &Console,
         old_folder: Option<&Folder>,
-        new_folder: Option<&Folder>,
+        new_folders: &[Folder],
     ) -> Result<(), ConsoleError> {
+        let new_folder = new_folders.first();
         let ws = &current.workspace_id;
         let mut writes = Writes::default();
         writes.put(
@@ -560,6 +588,7 @@ impl<'a> Consoles<'a> {
             if let Some(folder) = new_folder {
                 writes.count_child(folder, 1)?;
             }
+            writes.check_unchanged(ws, new_folders);
         }
         if updated.code_version == updated.version {
             writes.put(
@@ -676,7 +705,14 @@ impl<'a> Consoles<'a> {
         outcome: &RunOutcome,
     ) -> Result<(), StoreError> {
         let key = stats_key(workspace, id);
-        for _ in 0..16 {
+        for attempt in 1..=RECORD_ATTEMPTS {
+            if attempt > 1 {
+                // Concurrent runs of one console take turns: a random pause that grows with
+                // each attempt spreads them out.
+                let bound = (attempt * attempt).min(100);
+                let pause = rand::rng().random_range(0..=bound);
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+            }
             let current = self.store.get(&key).await?.map(from_item::<RunStats>).transpose()?;
             let (mut stats, condition, version) = match current {
                 Some(current) => (current.value, Condition::Version(current.version), current.version + 1),
@@ -699,14 +735,16 @@ impl<'a> Consoles<'a> {
         Err(StoreError::Throttled)
     }
 
-    /// Creates a folder, unless the workspace already has `max`.
+    /// Creates a folder, unless the workspace already has `max`. `parents` is its parent and
+    /// those above it, innermost first.
     pub async fn create_folder(
         &self,
         workspace: &Versioned<Workspace>,
         folder: &Folder,
-        parent: Option<&Folder>,
+        parents: &[Folder],
         max: u32,
     ) -> Result<(), ConsoleError> {
+        let parent = parents.first();
         if workspace.value.console_folder_count >= max {
             return Err(ConsoleError::TooMany { max });
         }
@@ -724,6 +762,7 @@ impl<'a> Consoles<'a> {
         if let Some(parent) = parent {
             writes.count_child(parent, 1)?;
         }
+        writes.check_unchanged(ws, parents);
         writes.apply(self.store).await
     }
 
@@ -755,23 +794,8 @@ impl<'a> Consoles<'a> {
             if let Some(parent) = moving.new_parent {
                 writes.count_child(parent, 1)?;
             }
-            let written: Vec<FolderId> = [moving.old_parent, moving.new_parent]
-                .into_iter()
-                .flatten()
-                .map(|folder| folder.id.clone())
-                .collect();
-            for ancestor in moving.ancestors {
-                if !written.contains(&ancestor.id) && ancestor.id != updated.id {
-                    writes.push(
-                        Write::Check {
-                            key: folder_key(ws, &ancestor.id),
-                            condition: Condition::Version(ancestor.version),
-                        },
-                        Failure::Retry,
-                    );
-                }
-            }
         }
+        writes.check_unchanged(ws, moving.unchanged);
         writes.apply(self.store).await
     }
 
@@ -803,5 +827,18 @@ impl<'a> Consoles<'a> {
             writes.count_child(parent, -1)?;
         }
         writes.apply(self.store).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_key;
+
+    #[test]
+    fn name_keys_fold_case() {
+        assert_eq!(name_key("Straße"), name_key("STRASSE"));
+        assert_eq!(name_key("ΟΔΟΣ"), name_key("οδος"));
+        assert_eq!(name_key("Cafe\u{301}"), name_key("CAFÉ"));
+        assert_ne!(name_key("Q3"), name_key("Q4"));
     }
 }

@@ -227,7 +227,7 @@ impl Mongo {
             } => {
                 let cap = i64::try_from(request.max_rows.saturating_add(1)).unwrap_or(i64::MAX);
                 let limit = match limit {
-                    Some(limit) if limit != 0 => limit.abs().min(cap),
+                    Some(limit) if limit != 0 => i64::try_from(limit.unsigned_abs()).unwrap_or(i64::MAX).min(cap),
                     _ => cap,
                 };
                 let mut action = collection.find(filter).max_time(max_time).limit(limit);
@@ -415,6 +415,20 @@ fn parse_command(request: &ExecuteRequest) -> Result<MongoCommand, ConnectorErro
                 .into(),
         });
     } else {
+        if uses_expressions(&request.query)
+            && let Some(name) = request
+                .named_params
+                .iter()
+                .find(|(_, value)| starts_with_dollar(value))
+                .map(|(name, _)| name)
+        {
+            return Err(ConnectorError::InvalidParameter {
+                name: name.clone(),
+                message: format!(
+                    "The parameter {name:?} is text starting with $, which aggregation expressions read as a field path or variable; give a value without the leading $."
+                ),
+            });
+        }
         let values = request
             .named_params
             .iter()
@@ -425,6 +439,25 @@ fn parse_command(request: &ExecuteRequest) -> Result<MongoCommand, ConnectorErro
     parsed.map_err(|error| ConnectorError::InvalidQuery {
         message: format!("The MongoDB query is invalid: {error}."),
     })
+}
+
+/// Returns whether query text may hold aggregation expressions, where a string starting with
+/// `$` is a field path or variable, not a value: pipelines (also as updates, hence any `[`),
+/// `$expr` and JavaScript operators. It errs towards yes, which only stops values that start
+/// with `$`.
+fn uses_expressions(query: &str) -> bool {
+    ["aggregate", "$expr", "$where", "$function", "$accumulator", "["]
+        .iter()
+        .any(|marker| query.contains(marker))
+}
+
+/// Returns whether a parameter value is text starting with `$`, or a list holding one.
+fn starts_with_dollar(value: &ParamValue) -> bool {
+    match value {
+        ParamValue::Text(text) => text.starts_with('$'),
+        ParamValue::List(items) => items.iter().any(starts_with_dollar),
+        _ => false,
+    }
 }
 
 /// Converts a parameter value to BSON. Dates are midnight UTC and timestamps without zone are read as UTC,
