@@ -712,13 +712,15 @@ async fn mongodb_parameters_bind_typed_values() {
             &team.member,
             json!({
                 "name": "Won deals",
-                "code": "db.deals.find({qty: {$gte: {{min}}}, won: {{won}}, at: {$gte: {{since}}}, tag: {$in: {{tags}}}}, {_id: 0, name: 1}).sort({name: 1})",
+                "code": "db.deals.find({qty: {$gte: {{min}}, $lt: {{max}}}, won: {{won}}, at: {$gte: {{since}}, $lt: {{until}}}, tag: {$in: {{tags}}}}, {_id: 0, name: 1}).sort({name: 1})",
                 "connectionId": connection,
                 "parameters": [
                     { "name": "min", "type": "integer" },
                     { "name": "won", "type": "boolean", "default": true },
                     { "name": "since", "type": "date" },
                     { "name": "tags", "type": "text[]" },
+                    { "name": "max", "type": "number", "default": "1000.5" },
+                    { "name": "until", "type": "timestamp", "default": "2024-12-31T00:00:00" },
                 ],
             }),
         )
