@@ -342,27 +342,7 @@ pub(crate) async fn delete(
     retry_on_change(&state, access, |access| {
         let state = state.clone();
         let id = id.clone();
-        async move {
-            let viewer = Viewer::of(&access);
-            let tree = Tree::load(&state, &access).await?;
-            let folder = visible(&tree, &viewer, &id)?;
-            if folder.child_count > 0 {
-                return Err(ApiError::conflict(
-                    "FOLDER_NOT_EMPTY",
-                    format!("Something was added to folder {id} while it was being deleted; look inside and retry."),
-                ));
-            }
-            let parent = folder.parent_id.as_ref().and_then(|parent| tree.get(parent));
-            match Consoles::new(&*state.store)
-                .delete_folder(&access.workspace, folder, parent)
-                .await
-            {
-                Ok(()) => Ok(Attempt::Done(())),
-                Err(ConsoleError::Changed | ConsoleError::Retry) => Ok(Attempt::Changed),
-                Err(ConsoleError::Store(error)) => Err(error.into()),
-                Err(error @ (ConsoleError::NameTaken | ConsoleError::TooMany { .. })) => Err(ApiError::internal(error)),
-            }
-        }
+        async move { delete_empty(&state, &access, &id).await }
     })
     .await?;
     tracing::info!(folder_id = %id, removed_consoles, removed_folders, "console folder deleted");
@@ -476,31 +456,34 @@ async fn delete_contents(
         retry_on_change(state, access.clone(), |access| {
             let state = state.clone();
             let folder_id = folder_id.clone();
-            async move {
-                let tree = Tree::load(&state, &access).await?;
-                let Some(folder) = tree.get(&folder_id) else {
-                    return Ok(Attempt::Done(()));
-                };
-                if folder.child_count > 0 {
-                    return Err(ApiError::conflict(
-                        "FOLDER_NOT_EMPTY",
-                        format!("Something was added to folder {folder_id} while it was being deleted; retry."),
-                    ));
-                }
-                let parent = folder.parent_id.as_ref().and_then(|parent| tree.get(parent));
-                match Consoles::new(&*state.store)
-                    .delete_folder(&access.workspace, folder, parent)
-                    .await
-                {
-                    Ok(()) => Ok(Attempt::Done(())),
-                    Err(ConsoleError::Changed | ConsoleError::Retry) => Ok(Attempt::Changed),
-                    Err(ConsoleError::Store(error)) => Err(error.into()),
-                    Err(error) => Err(ApiError::internal(error)),
-                }
-            }
+            async move { delete_empty(&state, &access, &folder_id).await }
         })
         .await?;
         removed_folders += 1;
     }
     Ok((removed_consoles, removed_folders))
+}
+
+/// Deletes a folder that must be empty by now; one already gone counts as deleted.
+async fn delete_empty(state: &AppState, access: &WorkspaceCaller, id: &FolderId) -> ApiResult<Attempt<()>> {
+    let tree = Tree::load(state, access).await?;
+    let Some(folder) = tree.get(id) else {
+        return Ok(Attempt::Done(()));
+    };
+    if folder.child_count > 0 {
+        return Err(ApiError::conflict(
+            "FOLDER_NOT_EMPTY",
+            format!("Something was added to folder {id} while it was being deleted; look inside and retry."),
+        ));
+    }
+    let parent = folder.parent_id.as_ref().and_then(|parent| tree.get(parent));
+    match Consoles::new(&*state.store)
+        .delete_folder(&access.workspace, folder, parent)
+        .await
+    {
+        Ok(()) => Ok(Attempt::Done(())),
+        Err(ConsoleError::Changed | ConsoleError::Retry) => Ok(Attempt::Changed),
+        Err(ConsoleError::Store(error)) => Err(error.into()),
+        Err(error @ (ConsoleError::NameTaken | ConsoleError::TooMany { .. })) => Err(ApiError::internal(error)),
+    }
 }

@@ -14,11 +14,10 @@ use mako_core::http::{ApiPath, ApiQuery};
 use mako_core::repo::connections::Connections;
 use mako_core::repo::consoles::{Console, Consoles, ParameterSpec, RunOutcome};
 use mako_core::{ApiError, ApiResult, AppState};
-use mako_databases::ExecuteRequest;
 use mako_databases::export::{ExportSink, Format};
 use mako_databases::params::{ParamType, ParamValue};
 use mako_databases::response::JsonSink;
-use mako_databases::run::{self, Bound};
+use mako_databases::run;
 use mako_databases::service;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -145,24 +144,16 @@ pub(crate) async fn execute(
         body.params.as_ref(),
         placeholders_of(kind, &console.code),
     )?;
-    let Bound {
-        query,
-        params,
-        named_params,
-    } = run::bind(kind, &console.code, values)?;
+    let bound = run::bind(kind, &console.code, values)?;
     let read_only = record.value.read_only || access.role < Role::Member;
 
     let database = service::open(&state, &record).await?;
-    let request = ExecuteRequest {
-        query,
-        database: console.database.clone(),
-        max_rows: limits.max_rows,
-        max_bytes: state.config.connectors.max_result_bytes,
-        timeout: limits.timeout,
+    let request = bound.into_request(
+        console.database.clone(),
+        limits,
+        state.config.connectors.max_result_bytes,
         read_only,
-        params,
-        named_params,
-    };
+    );
     let started_at = Utc::now();
     let memory = state.result_memory.clone();
     match format {

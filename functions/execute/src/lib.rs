@@ -13,9 +13,8 @@ use mako_core::auth::{Caller, authorize_workspace};
 use mako_core::http::ApiJson;
 use mako_core::ids::{InvalidId, WorkspaceId};
 use mako_core::{ApiError, ApiResult, AppState};
-use mako_databases::ExecuteRequest;
 use mako_databases::response::JsonSink;
-use mako_databases::run::{self, Bound};
+use mako_databases::run;
 use mako_databases::service;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -61,24 +60,16 @@ async fn execute(
     let access = authorize_workspace(&state, caller, &workspace_id).await?;
     let record = service::load(&state, &workspace_id, &connection_id).await?;
     let kind = service::kind_of(&record.value)?;
-    let Bound {
-        query,
-        params,
-        named_params,
-    } = run::bind(kind, &body.query, values)?;
+    let bound = run::bind(kind, &body.query, values)?;
     let read_only = record.value.read_only || access.role < Role::Member;
 
     let database = service::open(&state, &record).await?;
-    let request = ExecuteRequest {
-        query,
-        database: body.database,
-        max_rows: limits.max_rows,
-        max_bytes: state.config.connectors.max_result_bytes,
-        timeout: limits.timeout,
+    let request = bound.into_request(
+        body.database,
+        limits,
+        state.config.connectors.max_result_bytes,
         read_only,
-        params,
-        named_params,
-    };
+    );
     let mut sink = JsonSink::with_memory(state.result_memory.clone());
     let outcome = database.execute_into(request, &mut sink).await;
     match outcome {

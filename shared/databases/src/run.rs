@@ -10,6 +10,7 @@ use mako_core::config::ConnectorSettings;
 use mako_core::{ApiError, ApiResult};
 use serde_json::{Map, Value};
 
+use crate::execute::ExecuteRequest;
 use crate::params::{ParamValue, Style, compile, request_value};
 use crate::settings::ConnectionKind;
 
@@ -105,6 +106,7 @@ pub fn request_values(params: Option<&Map<String, Value>>) -> ApiResult<BTreeMap
 }
 
 /// Query text and values ready for a driver.
+#[derive(Debug)]
 pub struct Bound {
     pub query: String,
     /// Values of the driver's placeholders, in order (SQL).
@@ -144,4 +146,26 @@ pub fn bind(kind: ConnectionKind, query: &str, values: BTreeMap<String, ParamVal
         params,
         named_params: BTreeMap::new(),
     })
+}
+
+impl Bound {
+    /// Builds the driver request that runs this text within `limits` and `max_bytes`.
+    pub fn into_request(
+        self,
+        database: Option<String>,
+        limits: RunLimits,
+        max_bytes: usize,
+        read_only: bool,
+    ) -> ExecuteRequest {
+        ExecuteRequest {
+            query: self.query,
+            database,
+            max_rows: limits.max_rows,
+            max_bytes,
+            timeout: limits.timeout,
+            read_only,
+            params: self.params,
+            named_params: self.named_params,
+        }
+    }
 }
