@@ -161,7 +161,7 @@ impl RowSink for ExportSink {
                     }
                     self.buffer.extend_from_slice(key);
                     match cell {
-                        // JSON from the database may span lines, and a line holds one row.
+                        // JSON from the database may span lines, and each line is one row.
                         Cell::Json(raw) => push_compact_json(&mut self.buffer, raw.get()),
                         Cell::Value(value) => {
                             serde_json::to_writer(&mut self.buffer, value).map_err(ConnectorError::internal)?

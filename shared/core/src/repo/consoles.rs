@@ -274,7 +274,7 @@ impl<'n> NameSlot<'n> {
         )
     }
 
-    /// The claim this item holds.
+    /// Returns the key of the claim this item holds.
     fn key(&self, workspace: &WorkspaceId) -> Key {
         match self.visibility {
             Visibility::Workspace => self.shared_key(workspace),
@@ -282,7 +282,7 @@ impl<'n> NameSlot<'n> {
         }
     }
 
-    /// The claim a workspace item of this name holds.
+    /// Returns the key of the claim a workspace item of this name holds.
     fn shared_key(&self, workspace: &WorkspaceId) -> Key {
         self.key_in(workspace, "W")
     }
