@@ -230,6 +230,18 @@ async fn private_items_hidden_from_others() {
         StatusCode::CONFLICT,
         "a private name may not repeat a visible one: {clash}"
     );
+    let (status, clash) = team
+        .member
+        .post(
+            &team.consoles(""),
+            json!({ "name": "mine", "code": code, "connectionId": sample, "visibility": "workspace" }),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "nor a workspace name its owner's private one: {clash}"
+    );
 
     // Nothing of another member may end up inside someone's private folder.
     let team_folder = team
@@ -765,6 +777,42 @@ async fn mongodb_parameters_bind_typed_values() {
         StatusCode::BAD_REQUEST,
         "a $ string would be a field path here: {refused}"
     );
+    let (status, refused) = team
+        .member
+        .post(
+            "/api/execute",
+            json!({ "workspaceId": team.workspace, "connectionId": connection,
+                    "query": "db.deals.find({}, {v: {{label}}, _id: 0})", "params": { "label": "$name" } }),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a projection reads $ strings as paths too: {refused}"
+    );
+    let (status, refused) = team
+        .member
+        .post(
+            "/api/execute",
+            json!({ "workspaceId": team.workspace, "connectionId": connection, "query": "db.deals.find({$where: 'this.qty > 1'})" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "no server-side JavaScript: {refused}");
+    let json_form = team
+        .save(
+            &team.member,
+            json!({ "name": "JSON form", "connectionId": connection,
+                    "code": "{\"collection\": \"deals\", \"operation\": \"countDocuments\", \"filter\": {}}",
+                    "parameters": [{ "name": "unused", "type": "integer", "default": 5 }] }),
+        )
+        .await;
+    let (status, ran) = team.run(&team.member, &id_of(&json_form), json!({})).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the JSON form ignores an unused parameter: {ran}"
+    );
+
     let limited = team
         .save(
             &team.member,

@@ -299,6 +299,18 @@ pub(crate) async fn update(
             // Without a language, the connection's is taken; a language given must suit it.
             (_, updated.language) =
                 check_connection(&state, access.workspace_id(), &updated.connection_id, body.language).await?;
+            // Code written for one language does not run in the other.
+            if updated.language != current.language && body.code.is_none() {
+                return Err(ApiError::invalid_field(
+                    "connectionId",
+                    format!(
+                        "Connection {} runs {} consoles but this console's code is {}; send new code with it.",
+                        updated.connection_id,
+                        crate::model::language_name(updated.language),
+                        crate::model::language_name(current.language)
+                    ),
+                ));
+            }
         }
         if updated.runs_differently_from(&current)
             && let Some(kind) = connection_kind(&state, access.workspace_id(), &updated.connection_id).await?

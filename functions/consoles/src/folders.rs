@@ -267,7 +267,8 @@ pub(crate) async fn update(
             );
             let mut chain = vec![&updated];
             chain.extend(tree.chain(updated.parent_id.as_ref()));
-            check_private_chain(&chain, &owners, "parentId")?;
+            let field = if moved { "parentId" } else { "visibility" };
+            check_private_chain(&chain, &owners, field)?;
             // Folders below are checked unchanged, so nothing is added inside meanwhile.
             unchanged.extend(below.iter().map(|folder| (*folder).clone()));
         }
@@ -342,7 +343,7 @@ pub(crate) async fn delete(
     retry_on_change(&state, access, |access| {
         let state = state.clone();
         let id = id.clone();
-        async move { delete_empty(&state, &access, &id).await }
+        async move { delete_empty(&state, &access, &id, None).await }
     })
     .await?;
     tracing::info!(folder_id = %id, removed_consoles, removed_folders, "console folder deleted");
@@ -453,23 +454,39 @@ async fn delete_contents(
     let mut removed_folders = 0;
     for folder in folders {
         let folder_id = folder.id.clone();
-        retry_on_change(state, access.clone(), |access| {
+        let deleted = retry_on_change(state, access.clone(), |access| {
             let state = state.clone();
             let folder_id = folder_id.clone();
-            async move { delete_empty(&state, &access, &folder_id).await }
+            let root = id.clone();
+            async move { delete_empty(&state, &access, &folder_id, Some(&root)).await }
         })
         .await?;
-        removed_folders += 1;
+        removed_folders += u64::from(deleted);
     }
     Ok((removed_consoles, removed_folders))
 }
 
-/// Deletes a folder that must be empty by now; one already gone counts as deleted.
-async fn delete_empty(state: &AppState, access: &WorkspaceCaller, id: &FolderId) -> ApiResult<Attempt<()>> {
+/// Deletes a folder that must be empty by now and returns whether it did. One already gone
+/// counts as deleted. With `root`, a folder no longer below it, or that the caller may no
+/// longer delete, is left alone.
+async fn delete_empty(
+    state: &AppState,
+    access: &WorkspaceCaller,
+    id: &FolderId,
+    root: Option<&FolderId>,
+) -> ApiResult<Attempt<bool>> {
     let tree = Tree::load(state, access).await?;
     let Some(folder) = tree.get(id) else {
-        return Ok(Attempt::Done(()));
+        return Ok(Attempt::Done(false));
     };
+    let viewer = Viewer::of(access);
+    if let Some(root) = root
+        && !(tree.is_within(id, root)
+            && viewer.may_edit(&folder.owner_id, folder.visibility)
+            && tree.folder_visible(&viewer, folder))
+    {
+        return Ok(Attempt::Done(false));
+    }
     if folder.child_count > 0 {
         return Err(ApiError::conflict(
             "FOLDER_NOT_EMPTY",
@@ -481,7 +498,7 @@ async fn delete_empty(state: &AppState, access: &WorkspaceCaller, id: &FolderId)
         .delete_folder(&access.workspace, folder, parent)
         .await
     {
-        Ok(()) => Ok(Attempt::Done(())),
+        Ok(()) => Ok(Attempt::Done(true)),
         Err(ConsoleError::Changed | ConsoleError::Retry) => Ok(Attempt::Changed),
         Err(ConsoleError::Store(error)) => Err(error.into()),
         Err(error @ (ConsoleError::NameTaken | ConsoleError::TooMany { .. })) => Err(ApiError::internal(error)),

@@ -163,6 +163,8 @@ pub fn placeholders_of(kind: ConnectionKind, code: &str) -> Option<BTreeSet<Stri
         ConnectionKind::Postgres => Style::Numbered,
         ConnectionKind::Mysql => Style::QuestionMySql,
         ConnectionKind::Sqlite => Style::Question,
+        // The JSON form takes no placeholders.
+        ConnectionKind::Mongodb if code.trim_start().starts_with('{') => return Some(BTreeSet::new()),
         ConnectionKind::Mongodb => return mako_databases::mongo::shell::placeholders(code),
     };
     Some(mako_databases::params::placeholders(code, style))

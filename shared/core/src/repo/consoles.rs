@@ -230,8 +230,8 @@ fn folder_key(workspace: &WorkspaceId, id: &FolderId) -> Key {
 
 /// The place where a name must be unique: a folder (or the top level), and for a private
 /// item its owner's private items there. A private name also may not repeat a workspace
-/// item's name in the folder, which its owner sees; it may repeat another member's private
-/// name, so a taken name never reveals someone else's private item.
+/// item's name in the folder, nor a workspace name its owner's private one. It may repeat
+/// another member's private name, so a taken name never reveals someone else's private item.
 #[derive(Clone, Copy)]
 struct NameSlot<'n> {
     kind: NameKind,
@@ -278,8 +278,13 @@ impl<'n> NameSlot<'n> {
     fn key(&self, workspace: &WorkspaceId) -> Key {
         match self.visibility {
             Visibility::Workspace => self.shared_key(workspace),
-            Visibility::Private => self.key_in(workspace, &format!("U{}", self.owner)),
+            Visibility::Private => self.owner_key(workspace),
         }
+    }
+
+    /// Returns the key of the claim a private item of this owner and name holds.
+    fn owner_key(&self, workspace: &WorkspaceId) -> Key {
+        self.key_in(workspace, &format!("U{}", self.owner))
     }
 
     /// Returns the key of the claim a workspace item of this name holds.
@@ -338,18 +343,22 @@ impl Writes {
         self.push(Write::Put { item, condition }, failure);
     }
 
-    /// Claims a name; a private one also checks that no workspace item has it.
+    /// Claims a name. A private one also checks that no workspace item has it, and a
+    /// workspace one that its owner has no private item of that name.
     fn claim(&mut self, workspace: &WorkspaceId, slot: NameSlot<'_>, id: &str) {
         let key = slot.key(workspace);
         let item = Item::new(key.clone(), serde_json::json!({ "id": id }));
         self.put(item, Condition::NotExists, Failure::NameTaken);
-        let shared = slot.shared_key(workspace);
+        let other = match slot.visibility {
+            Visibility::Private => slot.shared_key(workspace),
+            Visibility::Workspace => slot.owner_key(workspace),
+        };
         // A claim released in this transaction is gone once it applies; a transaction
         // cannot both delete and check one key.
-        if shared != key && !self.released.contains(&shared) {
+        if !self.released.contains(&other) {
             self.push(
                 Write::Check {
-                    key: shared,
+                    key: other,
                     condition: Condition::NotExists,
                 },
                 Failure::NameTaken,

@@ -402,6 +402,16 @@ impl Mongo {
 
 /// Parses the query, with its `{{name}}` placeholders replaced by the typed values of the request.
 fn parse_command(request: &ExecuteRequest) -> Result<MongoCommand, ConnectorError> {
+    // The text is checked, not the parsed command, so the operators are found in every form
+    // and at every depth; a string value that merely mentions one is refused too.
+    if let Some(operator) = JAVASCRIPT_OPERATORS
+        .iter()
+        .find(|operator| request.query.contains(**operator))
+    {
+        return Err(ConnectorError::InvalidQuery {
+            message: format!("{operator} runs JavaScript on the database server, which queries here may not use."),
+        });
+    }
     if !request.params.is_empty() {
         return Err(ConnectorError::internal(anyhow::anyhow!(
             "MongoDB takes named parameters, not positional ones"
@@ -415,17 +425,18 @@ fn parse_command(request: &ExecuteRequest) -> Result<MongoCommand, ConnectorErro
                 .into(),
         });
     } else {
-        if uses_expressions(&request.query)
-            && let Some(name) = request
-                .named_params
-                .iter()
-                .find(|(_, value)| starts_with_dollar(value))
-                .map(|(name, _)| name)
+        // Projections, pipelines and `$expr` read a string starting with `$` as a field path or
+        // variable, so such a value could read other fields than the query names.
+        if let Some(name) = request
+            .named_params
+            .iter()
+            .find(|(_, value)| starts_with_dollar(value))
+            .map(|(name, _)| name)
         {
             return Err(ConnectorError::InvalidParameter {
                 name: name.clone(),
                 message: format!(
-                    "The parameter {name:?} is text starting with $, which aggregation expressions read as a field path or variable; give a value without the leading $."
+                    "The parameter {name:?} is text starting with $, which MongoDB can read as a field path or variable; give a value without the leading $."
                 ),
             });
         }
@@ -441,15 +452,8 @@ fn parse_command(request: &ExecuteRequest) -> Result<MongoCommand, ConnectorErro
     })
 }
 
-/// Returns whether query text may hold aggregation expressions, where a string starting with
-/// `$` is a field path or variable, not a value: pipelines (also as updates, hence any `[`),
-/// `$expr` and JavaScript operators. It errs towards yes, which only stops values that start
-/// with `$`.
-fn uses_expressions(query: &str) -> bool {
-    ["aggregate", "$expr", "$where", "$function", "$accumulator", "["]
-        .iter()
-        .any(|marker| query.contains(marker))
-}
+/// Operators that run JavaScript on the server.
+const JAVASCRIPT_OPERATORS: [&str; 3] = ["$where", "$function", "$accumulator"];
 
 /// Returns whether a parameter value is text starting with `$`, or a list holding one.
 fn starts_with_dollar(value: &ParamValue) -> bool {
