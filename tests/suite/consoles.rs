@@ -1041,3 +1041,70 @@ async fn exports_keep_quotes_newlines_unicode() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
     team.app.stop().await;
 }
+
+#[tokio::test]
+async fn large_exports_stream_and_failures_abort() {
+    let Some(postgres) = TestDatabase::postgres().await else {
+        return;
+    };
+    let team = Team::new(&[]).await;
+    let connection = team.connect(body_for(&postgres, "pg")).await;
+    let big = team
+        .save(
+            &team.member,
+            json!({ "name": "Big", "connectionId": connection,
+                    "code": "select g, repeat('x', 100) as pad from generate_series(1, 30000) g" }),
+        )
+        .await;
+    let response = team
+        .member
+        .request(
+            Method::POST,
+            &team.consoles(&format!("/{}/execute?format=csv", id_of(&big))),
+        )
+        .json(&json!({ "limit": 50000 }))
+        .send()
+        .await
+        .expect("export");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers().get("content-length").is_none(),
+        "a large export is streamed"
+    );
+    assert!(response.headers().get("x-row-count").is_none());
+    let text = response.text().await.expect("the whole stream");
+    assert_eq!(text.lines().count(), 30_001, "a header and every row");
+    assert!(text.ends_with(&format!("30000,{}\r\n", "x".repeat(100))));
+
+    let failing = team
+        .save(
+            &team.member,
+            json!({ "name": "Fails late", "connectionId": connection,
+                    "code": "select g, repeat('x', 100) as pad, 1 / (30000 - g) as boom from generate_series(1, 30000) g" }),
+        )
+        .await;
+    let response = team
+        .member
+        .request(
+            Method::POST,
+            &team.consoles(&format!("/{}/execute?format=ndjson", id_of(&failing))),
+        )
+        .json(&json!({ "limit": 50000 }))
+        .send()
+        .await
+        .expect("export");
+    assert_eq!(response.status(), StatusCode::OK, "rows were streamed before the error");
+    assert!(response.bytes().await.is_err(), "the failure aborts the transfer");
+    let (_, details) = team
+        .member
+        .get(&team.consoles(&format!("/{}/details", id_of(&failing))))
+        .await;
+    assert!(
+        details["data"]["stats"]["lastError"]
+            .as_str()
+            .is_some_and(|error| error.contains("division by zero")),
+        "{details}"
+    );
+    postgres.drop_database().await;
+    team.app.stop().await;
+}

@@ -14,7 +14,8 @@ use mako_core::http::{ApiPath, ApiQuery};
 use mako_core::repo::connections::Connections;
 use mako_core::repo::consoles::{Console, Consoles, ParameterSpec, RunOutcome};
 use mako_core::{ApiError, ApiResult, AppState};
-use mako_databases::export::{ExportSink, Format};
+use mako_databases::ConnectorError;
+use mako_databases::export::{ExportEvent, ExportSink, Format, streamed_response};
 use mako_databases::params::{ParamType, ParamValue};
 use mako_databases::response::JsonSink;
 use mako_databases::run;
@@ -161,29 +162,38 @@ pub(crate) async fn execute(
             let mut sink = JsonSink::with_memory(memory);
             let outcome = database.execute_into(request, &mut sink).await;
             let rows = sink.last_end().row_count;
-            finish(
-                &state,
-                &console,
-                started_at,
-                rows,
-                outcome.map(|elapsed| (elapsed, sink)),
-            )
-            .await
-            .map(|(elapsed, sink)| sink.into_response(elapsed, extra(&console)))
+            let elapsed = finish(&state, &console, started_at, rows, outcome).await?;
+            Ok(sink.into_response(elapsed, extra(&console)))
         }
         Some(format) => {
-            let mut sink = ExportSink::new(format, memory);
-            let outcome = database.execute_into(request, &mut sink).await;
-            let rows = sink.end_of_set().row_count;
-            finish(
-                &state,
-                &console,
-                started_at,
-                rows,
-                outcome.map(|elapsed| (elapsed, sink)),
-            )
-            .await
-            .map(|(_, sink)| sink.into_response(&console.name))
+            // The query runs in a task of its own, which streams a large file while the
+            // response is being sent; the first event decides between a whole file, an
+            // error status and a stream.
+            let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
+            let mut sink = ExportSink::streaming(format, memory, events.clone());
+            let task_state = state.clone();
+            let task_console = console.clone();
+            tokio::spawn(async move {
+                let outcome = database.execute_into(request, &mut sink).await;
+                let rows = sink.end_of_set().row_count;
+                let recorded = finish(&task_state, &task_console, started_at, rows, outcome.map(|_| ())).await;
+                let event = match recorded {
+                    Ok(()) => sink.finish(),
+                    Err(error) => ExportEvent::Failed(error),
+                };
+                // The receiver is gone when the client left; the run is recorded already.
+                let _ = events.send(event);
+            });
+            match received.recv().await {
+                Some(ExportEvent::Whole(sink)) => Ok(sink.into_response(&console.name)),
+                Some(ExportEvent::Chunk(first, permit)) => {
+                    Ok(streamed_response(format, &console.name, first, permit, received))
+                }
+                Some(ExportEvent::Failed(error)) => Err(error.into()),
+                Some(ExportEvent::End) | None => Err(ApiError::internal(std::io::Error::other(
+                    "the export task ended without a result",
+                ))),
+            }
         }
     }
 }
@@ -194,8 +204,8 @@ async fn finish<S>(
     console: &Console,
     started_at: chrono::DateTime<Utc>,
     rows: usize,
-    outcome: Result<(u64, S), mako_databases::ConnectorError>,
-) -> ApiResult<(u64, S)> {
+    outcome: Result<S, ConnectorError>,
+) -> Result<S, ConnectorError> {
     let duration_ms = u64::try_from((Utc::now() - started_at).num_milliseconds()).unwrap_or(0);
     let (row_count, error) = match &outcome {
         Ok(_) => (Some(rows as u64), None),
@@ -228,7 +238,7 @@ async fn finish<S>(
     {
         tracing::warn!(console_id = %console.id, error = %error, "failed to record a console run");
     }
-    outcome.map_err(ApiError::from)
+    outcome
 }
 
 /// The console's id, name and version, first in the response's `data`.

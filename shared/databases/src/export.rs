@@ -9,8 +9,11 @@
 //! string is `""`, as PostgreSQL's `COPY … CSV` writes them. The file starts with a UTF-8
 //! byte order mark, which spreadsheets need to read non-ASCII text as UTF-8.
 //!
-//! The file is sent once the query has finished, so a query that fails is always an error
-//! response, never a file cut short.
+//! A file that stays under [`STREAM_AFTER_BYTES`] is sent once the query has finished, with
+//! its length, row count and truncation in the headers, and a query that fails gets its error
+//! status. A larger one is streamed while rows are read, in chunks of [`CHUNK_BYTES`], without
+//! those headers. A failure after streaming has started aborts the response, so the client
+//! sees a broken transfer, never a complete file.
 
 use std::sync::Arc;
 
@@ -19,7 +22,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::Value;
-use tokio::sync::Semaphore;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ConnectorError;
 use crate::execute::{RowSink, SetEnd};
@@ -62,6 +66,24 @@ impl Format {
 /// UTF-8 byte order mark.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
+/// Size from which an export is streamed instead of sent whole.
+pub const STREAM_AFTER_BYTES: usize = 1024 * 1024;
+
+/// Size of the chunks a streamed export sends.
+pub const CHUNK_BYTES: usize = 64 * 1024;
+
+/// What a running export hands to its response.
+pub enum ExportEvent {
+    /// Bytes of a streamed file; the permit holds their memory until they are sent.
+    Chunk(Bytes, Option<OwnedSemaphorePermit>),
+    /// A streamed file ended.
+    End,
+    /// The whole file, which stayed under [`STREAM_AFTER_BYTES`].
+    Whole(ExportSink),
+    /// The query failed.
+    Failed(ConnectorError),
+}
+
 /// A sink that encodes the rows of the last result set as CSV or NDJSON.
 pub struct ExportSink {
     format: Format,
@@ -70,6 +92,10 @@ pub struct ExportSink {
     keys: Vec<Vec<u8>>,
     end: SetEnd,
     memory: MemoryCharge,
+    /// Where a streamed export sends its chunks; `None` keeps the whole file.
+    stream: Option<UnboundedSender<ExportEvent>>,
+    /// Whether chunks have been sent.
+    streaming: bool,
 }
 
 impl ExportSink {
@@ -81,7 +107,67 @@ impl ExportSink {
             keys: Vec::new(),
             end: SetEnd::default(),
             memory: MemoryCharge::new(pool),
+            stream: None,
+            streaming: false,
         }
+    }
+
+    /// Creates a sink that streams a file larger than [`STREAM_AFTER_BYTES`] to `events`.
+    pub fn streaming(format: Format, pool: Arc<Semaphore>, events: UnboundedSender<ExportEvent>) -> ExportSink {
+        ExportSink {
+            stream: Some(events),
+            ..ExportSink::new(format, pool)
+        }
+    }
+
+    /// Returns the event that completes a successful export: the whole file, or the end of
+    /// the stream after its last chunk.
+    pub fn finish(mut self) -> ExportEvent {
+        if !self.streaming {
+            return ExportEvent::Whole(self);
+        }
+        match self.send_chunk() {
+            Ok(()) => ExportEvent::End,
+            Err(error) => ExportEvent::Failed(error),
+        }
+    }
+
+    /// Sends the buffer as one chunk, with permits for its memory.
+    fn send_chunk(&mut self) -> Result<(), ConnectorError> {
+        let Some(events) = &self.stream else {
+            return Ok(());
+        };
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let kib = u32::try_from(self.buffer.len().div_ceil(1024)).map_err(|_| ConnectorError::ResultMemoryFull)?;
+        let permit = self
+            .memory
+            .pool()
+            .try_acquire_many_owned(kib)
+            .map_err(|_| ConnectorError::ResultMemoryFull)?;
+        let chunk = Bytes::from(std::mem::take(&mut self.buffer));
+        events
+            .send(ExportEvent::Chunk(chunk, Some(permit)))
+            .map_err(|_| ConnectorError::Disconnected)
+    }
+
+    /// Streams the buffer once the file is large enough, and keeps its memory charged
+    /// otherwise.
+    fn after_write(&mut self) -> Result<(), ConnectorError> {
+        let threshold = if self.streaming {
+            CHUNK_BYTES
+        } else {
+            STREAM_AFTER_BYTES
+        };
+        if self.stream.is_some() && self.buffer.len() >= threshold {
+            self.streaming = true;
+            return self.send_chunk();
+        }
+        if self.streaming {
+            return Ok(());
+        }
+        self.memory.cover(self.buffer.len())
     }
 
     /// Row count and truncation of the exported result set.
@@ -121,9 +207,55 @@ impl ExportSink {
     }
 }
 
+/// Builds the `200` response of a streamed export from its first chunk and the chunks that
+/// follow. A failure ends the body with an error, which aborts the response.
+pub fn streamed_response(
+    format: Format,
+    file_stem: &str,
+    first: Bytes,
+    first_permit: Option<OwnedSemaphorePermit>,
+    events: UnboundedReceiver<ExportEvent>,
+) -> Response {
+    let disposition = content_disposition(file_stem, format.extension());
+    let head = futures::stream::once(async move {
+        let _held = first_permit;
+        Ok::<Bytes, std::io::Error>(first)
+    });
+    let rest = futures::stream::unfold(Some(events), |events| async move {
+        let mut events = events?;
+        match events.recv().await {
+            Some(ExportEvent::Chunk(chunk, permit)) => {
+                drop(permit);
+                Some((Ok(chunk), Some(events)))
+            }
+            Some(ExportEvent::Failed(error)) => Some((Err(std::io::Error::other(error.to_string())), None)),
+            Some(ExportEvent::End) => None,
+            Some(ExportEvent::Whole(_)) | None => {
+                Some((Err(std::io::Error::other("the export ended without finishing")), None))
+            }
+        }
+    });
+    let mut response = (StatusCode::OK, Body::from_stream(futures::StreamExt::chain(head, rest))).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
+}
+
 impl RowSink for ExportSink {
     fn begin(&mut self, _statement: String, columns: Vec<Column>) -> Result<(), ConnectorError> {
-        // An earlier result set is replaced: only the last one is exported.
+        // An earlier result set is replaced: only the last one is exported. One already
+        // streamed cannot be taken back.
+        if self.streaming {
+            return Err(ConnectorError::InvalidQuery {
+                message: format!(
+                    "An export holds the last result set only, and an earlier one was over {} MiB; run the last statement alone.",
+                    STREAM_AFTER_BYTES / (1024 * 1024)
+                ),
+            });
+        }
         self.buffer.clear();
         self.end = SetEnd::default();
         match self.format {
@@ -139,7 +271,7 @@ impl RowSink for ExportSink {
             }
             Format::Ndjson => self.keys = ndjson_keys(&columns),
         }
-        self.memory.cover(self.buffer.len())
+        self.after_write()
     }
 
     fn row(&mut self, cells: Vec<Cell>) -> Result<(), ConnectorError> {
@@ -171,7 +303,7 @@ impl RowSink for ExportSink {
                 self.buffer.extend_from_slice(b"}\n");
             }
         }
-        self.memory.cover(self.buffer.len())
+        self.after_write()
     }
 
     fn end(&mut self, end: SetEnd) -> Result<(), ConnectorError> {

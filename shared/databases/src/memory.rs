@@ -52,6 +52,11 @@ impl MemoryCharge {
         }
     }
 
+    /// Returns the pool the permits come from.
+    pub(crate) fn pool(&self) -> Arc<Semaphore> {
+        self.pool.clone()
+    }
+
     /// Returns the permits held, to be dropped when the memory is free again.
     pub(crate) fn into_permit(self) -> Option<OwnedSemaphorePermit> {
         self.held

@@ -65,6 +65,10 @@ impl From<ConnectorError> for ApiError {
                 code: "INVALID_QUERY",
                 message,
             },
+            ConnectorError::Disconnected => ApiError::BadRequest {
+                code: "CLIENT_DISCONNECTED",
+                message,
+            },
             ConnectorError::Internal(error) => ApiError::Internal(error),
         }
     }

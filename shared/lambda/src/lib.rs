@@ -36,7 +36,7 @@ pub async fn aws_state() -> anyhow::Result<AppState> {
 /// taken from API Gateway's request context.
 pub fn lambda_app(router: Router, config: &Config) -> Router {
     serve_api(router, config)
-        .layer(axum::middleware::map_response(keep_byte_order_mark))
+        .layer(axum::middleware::map_response(buffer_body))
         .layer(tower::util::MapRequestLayer::new(
             client_addr_from_context::<axum::body::Body>,
         ))
@@ -45,27 +45,26 @@ pub fn lambda_app(router: Router, config: &Config) -> Router {
 /// UTF-8 byte order mark.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// Doubles the byte order mark at the start of a CSV body. `lambda_http` (1.3) turns text
+/// Reads the whole body before `lambda_http` does, which it would do anyway because this
+/// runtime sends buffered responses. A body that fails midway (an export whose query failed
+/// after it began streaming) becomes a 500 here, where `lambda_http` (1.3) would panic.
+/// It also doubles the byte order mark at the start of a CSV body: `lambda_http` turns text
 /// bodies into a string with `encoding_rs`, which drops one leading mark, and spreadsheets
-/// need it to read the file as UTF-8. The body of a CSV export is already in memory.
-async fn keep_byte_order_mark(response: Response) -> Response {
-    let is_csv = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("text/csv"));
-    if !is_csv {
-        return response;
-    }
+/// need it to read the file as UTF-8.
+async fn buffer_body(response: Response) -> Response {
     let (mut parts, body) = response.into_parts();
     let bytes = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(bytes) => bytes,
         Err(error) => {
-            return mako_core::ApiError::internal(anyhow::anyhow!("failed to read a CSV response body: {error}"))
-                .into_response();
+            return mako_core::ApiError::internal(anyhow::anyhow!("the response body failed: {error}")).into_response();
         }
     };
-    if !bytes.starts_with(BOM) {
+    let is_csv = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/csv"));
+    if !(is_csv && bytes.starts_with(BOM)) {
         return Response::from_parts(parts, axum::body::Body::from(bytes));
     }
     let mut doubled = Vec::with_capacity(bytes.len() + BOM.len());
