@@ -166,9 +166,9 @@ pub(crate) async fn execute(
             Ok(sink.into_response(elapsed, extra(&console)))
         }
         Some(format) => {
-            // The query runs in a task of its own, which streams a large file while the
-            // response is being sent; the first event decides between a whole file, an
-            // error status and a stream.
+            // The query runs in a task of its own, so a large file streams while the response
+            // is sent. The first event decides between a whole file, an error status and a
+            // stream.
             let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
             let mut sink = ExportSink::streaming(format, memory, events.clone());
             let task_state = state.clone();

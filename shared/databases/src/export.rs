@@ -72,7 +72,7 @@ pub const STREAM_AFTER_BYTES: usize = 1024 * 1024;
 /// Size of the chunks a streamed export sends.
 pub const CHUNK_BYTES: usize = 64 * 1024;
 
-/// What a running export hands to its response.
+/// Event a running export hands to its response.
 pub enum ExportEvent {
     /// Bytes of a streamed file; the permit holds their memory until they are sent.
     Chunk(Bytes, Option<OwnedSemaphorePermit>),
@@ -92,7 +92,7 @@ pub struct ExportSink {
     keys: Vec<Vec<u8>>,
     end: SetEnd,
     memory: MemoryCharge,
-    /// Where a streamed export sends its chunks; `None` keeps the whole file.
+    /// Channel a streamed export sends its chunks to; `None` keeps the whole file.
     stream: Option<UnboundedSender<ExportEvent>>,
     /// Whether chunks have been sent.
     streaming: bool,
