@@ -736,7 +736,17 @@ impl<'a> Consoles<'a> {
             }
             let mut item = Item::new(key.clone(), to_data(&stats)?);
             item.version = version;
-            match self.store.put(item, condition).await {
+            // The console must still exist, so a run that ends after its deletion leaves no
+            // statistics behind.
+            let writes = vec![
+                Write::Check {
+                    key: console_key(workspace, id),
+                    condition: Condition::Exists,
+                },
+                Write::Put { item, condition },
+            ];
+            match self.store.transact(writes).await {
+                Err(StoreError::ConditionFailed { index: Some(0) }) => return Ok(()),
                 Err(StoreError::ConditionFailed { .. }) => continue,
                 other => return other,
             }
