@@ -1108,3 +1108,96 @@ async fn large_exports_stream_and_failures_abort() {
     postgres.drop_database().await;
     team.app.stop().await;
 }
+
+/// Returns how many statements of `text` the server is running now.
+async fn running(postgres: &TestDatabase, text: &str) -> i64 {
+    let output = postgres
+        .run(&format!(
+            "select count(*) from pg_stat_activity where state = 'active' and query = '{text}'"
+        ))
+        .await;
+    output.result_sets[0].rows[0][0]
+        .clone()
+        .into_value()
+        .as_str()
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(-1)
+}
+
+#[tokio::test]
+async fn export_stops_when_client_leaves() {
+    let Some(postgres) = TestDatabase::postgres().await else {
+        return;
+    };
+    let team = Team::new(&[]).await;
+    let connection = team.connect(body_for(&postgres, "pg")).await;
+    let code = "select pg_sleep(30) as slept";
+    let slow = team
+        .save(
+            &team.member,
+            json!({ "name": "Slow", "connectionId": connection, "code": code }),
+        )
+        .await;
+    let request = team
+        .member
+        .request(
+            Method::POST,
+            &team.consoles(&format!("/{}/execute?format=csv", id_of(&slow))),
+        )
+        .json(&json!({ "timeoutMs": 60000 }))
+        .timeout(std::time::Duration::from_millis(1500))
+        .send()
+        .await;
+    assert!(request.is_err(), "the client gave up waiting");
+
+    let mut still = running(&postgres, code).await;
+    for _ in 0..50 {
+        if still == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        still = running(&postgres, code).await;
+    }
+    assert_eq!(still, 0, "the query stopped on the server when its client left");
+
+    // A streamed export ends with its row count and truncation as trailers.
+    let big = team
+        .save(
+            &team.member,
+            json!({ "name": "Big", "connectionId": connection, "visibility": "workspace",
+                    "code": "select g, repeat('x', 100) as pad from generate_series(1, 20000) g" }),
+        )
+        .await;
+    let raw = raw_export(&team, &id_of(&big), r#"{"limit": 15000}"#).await;
+    assert!(
+        raw.contains("transfer-encoding: chunked"),
+        "streamed: {}",
+        &raw[..raw.len().min(600)]
+    );
+    assert!(
+        raw.ends_with("x-row-count: 15000\r\nx-truncated: true\r\n\r\n"),
+        "{}",
+        &raw[raw.len() - 200..]
+    );
+    postgres.drop_database().await;
+    team.app.stop().await;
+}
+
+/// Sends an export request over a plain TCP connection, asking for trailers, and returns the
+/// whole response as text, chunk framing and trailers included.
+async fn raw_export(team: &Team, console: &str, body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let url = url::Url::parse(&team.app.url("/")).expect("server URL");
+    let address = format!("{}:{}", url.host_str().unwrap_or("127.0.0.1"), url.port().unwrap_or(80));
+    let mut stream = tokio::net::TcpStream::connect(&address).await.expect("connect");
+    let key = team.app.api_key(&team.owner, &team.workspace, "member").await;
+    let request = format!(
+        "POST {} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nTE: trailers\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        team.consoles(&format!("/{console}/execute?format=csv")),
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("request");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("response");
+    String::from_utf8_lossy(&response).to_lowercase()
+}

@@ -171,30 +171,48 @@ pub(crate) async fn execute(
             // stream.
             let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
             let mut sink = ExportSink::streaming(format, memory, events.clone());
+            let shared = sink.shared();
             let task_state = state.clone();
             let task_console = console.clone();
-            tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 let outcome = database.execute_into(request, &mut sink).await;
                 let rows = sink.end_of_set().row_count;
                 let recorded = finish(&task_state, &task_console, started_at, rows, outcome.map(|_| ())).await;
                 let event = match recorded {
                     Ok(()) => sink.finish(),
-                    Err(error) => ExportEvent::Failed(error),
+                    Err(error) => sink.fail(error),
                 };
                 // The receiver is gone when the client left; the run is recorded already.
                 let _ = events.send(event);
             });
+            // Dropping the guard (this handler or the streamed body, when the client leaves)
+            // stops the query the way a dropped JSON run stops.
+            let guard = AbortOnDrop(task);
             match received.recv().await {
                 Some(ExportEvent::Whole(sink)) => Ok(sink.into_response(&console.name)),
-                Some(ExportEvent::Chunk(first, permit)) => {
-                    Ok(streamed_response(format, &console.name, first, permit, received))
-                }
+                Some(ExportEvent::Chunk(first, permit)) => Ok(streamed_response(
+                    format,
+                    &console.name,
+                    (first, permit),
+                    received,
+                    shared,
+                    guard,
+                )),
                 Some(ExportEvent::Failed(error)) => Err(error.into()),
-                Some(ExportEvent::End) | None => Err(ApiError::internal(std::io::Error::other(
+                Some(ExportEvent::End(_)) | None => Err(ApiError::internal(std::io::Error::other(
                     "the export task ended without a result",
                 ))),
             }
         }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

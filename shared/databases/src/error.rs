@@ -40,6 +40,9 @@ pub enum ConnectorError {
     /// The results of all running executions already use the process's result memory.
     #[error("The server is holding as many query results as MAKO_EXECUTE_MEMORY_BYTES allows; retry in a moment.")]
     ResultMemoryFull,
+    /// The client read a streamed result so slowly that `max_bytes` waited unsent.
+    #[error("The client read the export too slowly: {max_bytes} bytes were waiting to be sent.")]
+    SlowClient { max_bytes: usize },
     /// The client went away while the result was being sent.
     #[error("The client disconnected before the whole result was sent.")]
     Disconnected,

@@ -22,6 +22,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::Value;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use axum::http::HeaderMap;
+use http_body_util::StreamBody;
+use hyper::body::Frame;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -72,12 +77,25 @@ pub const STREAM_AFTER_BYTES: usize = 1024 * 1024;
 /// Size of the chunks a streamed export sends.
 pub const CHUNK_BYTES: usize = 64 * 1024;
 
+/// Bytes a streamed export may have sent ahead of its client. Past it the export fails, so a
+/// client that stops reading holds at most this much of the process's result memory.
+pub const MAX_UNSENT_BYTES: usize = 8 * 1024 * 1024;
+
+/// State a streamed export shares with its response body.
+#[derive(Default)]
+pub struct StreamState {
+    /// Bytes handed to the body and not yet sent to the client.
+    unsent: AtomicUsize,
+    /// Set when the export failed, so the body stops without sending what is queued.
+    failed: AtomicBool,
+}
+
 /// Event a running export hands to its response.
 pub enum ExportEvent {
     /// Bytes of a streamed file; the permit holds their memory until they are sent.
     Chunk(Bytes, Option<OwnedSemaphorePermit>),
-    /// A streamed file ended.
-    End,
+    /// A streamed file ended, with how its result set ended.
+    End(SetEnd),
     /// The whole file, which stayed under [`STREAM_AFTER_BYTES`].
     Whole(ExportSink),
     /// The query failed.
@@ -92,6 +110,8 @@ pub struct ExportSink {
     keys: Vec<Vec<u8>>,
     end: SetEnd,
     memory: MemoryCharge,
+    /// State shared with the response body of a streamed export.
+    shared: Arc<StreamState>,
     /// Channel a streamed export sends its chunks to; `None` keeps the whole file.
     stream: Option<UnboundedSender<ExportEvent>>,
     /// Whether chunks have been sent.
@@ -109,6 +129,7 @@ impl ExportSink {
             memory: MemoryCharge::new(pool),
             stream: None,
             streaming: false,
+            shared: Arc::default(),
         }
     }
 
@@ -120,6 +141,11 @@ impl ExportSink {
         }
     }
 
+    /// Returns the state the response body of this export shares with it.
+    pub fn shared(&self) -> Arc<StreamState> {
+        self.shared.clone()
+    }
+
     /// Returns the event that completes a successful export: the whole file, or the end of
     /// the stream after its last chunk.
     pub fn finish(mut self) -> ExportEvent {
@@ -127,9 +153,15 @@ impl ExportSink {
             return ExportEvent::Whole(self);
         }
         match self.send_chunk() {
-            Ok(()) => ExportEvent::End,
-            Err(error) => ExportEvent::Failed(error),
+            Ok(()) => ExportEvent::End(self.end),
+            Err(error) => self.fail(error),
         }
+    }
+
+    /// Returns the event of a failed export, and tells a streaming body to stop at once.
+    pub fn fail(&self, error: ConnectorError) -> ExportEvent {
+        self.shared.failed.store(true, Ordering::Release);
+        ExportEvent::Failed(error)
     }
 
     /// Sends the buffer as one chunk, with permits for its memory.
@@ -147,6 +179,12 @@ impl ExportSink {
             .try_acquire_many_owned(kib)
             .map_err(|_| ConnectorError::ResultMemoryFull)?;
         let chunk = Bytes::from(std::mem::take(&mut self.buffer));
+        let unsent = self.shared.unsent.fetch_add(chunk.len(), Ordering::AcqRel) + chunk.len();
+        if unsent > MAX_UNSENT_BYTES {
+            return Err(ConnectorError::SlowClient {
+                max_bytes: MAX_UNSENT_BYTES,
+            });
+        }
         events
             .send(ExportEvent::Chunk(chunk, Some(permit)))
             .map_err(|_| ConnectorError::Disconnected)
@@ -161,7 +199,11 @@ impl ExportSink {
             STREAM_AFTER_BYTES
         };
         if self.stream.is_some() && self.buffer.len() >= threshold {
-            self.streaming = true;
+            if !self.streaming {
+                // From here on each chunk holds its own memory.
+                self.memory.release();
+                self.streaming = true;
+            }
             return self.send_chunk();
         }
         if self.streaming {
@@ -207,37 +249,57 @@ impl ExportSink {
     }
 }
 
-/// Builds the `200` response of a streamed export from its first chunk and the chunks that
-/// follow. A failure ends the body with an error, which aborts the response.
-pub fn streamed_response(
+/// Builds the `200` response of a streamed export from its first chunk and the events that
+/// follow. The row count and truncation come last, as the trailers `x-row-count` and
+/// `x-truncated`. A failure ends the body with an error, which aborts the response. `guard`
+/// lives as long as the body, so dropping the body (the client left) can stop the query.
+pub fn streamed_response<G: Send + 'static>(
     format: Format,
     file_stem: &str,
-    first: Bytes,
-    first_permit: Option<OwnedSemaphorePermit>,
+    first: (Bytes, Option<OwnedSemaphorePermit>),
     events: UnboundedReceiver<ExportEvent>,
+    shared: Arc<StreamState>,
+    guard: G,
 ) -> Response {
+    type Item = Result<Frame<Bytes>, std::io::Error>;
     let disposition = content_disposition(file_stem, format.extension());
-    let head = futures::stream::once(async move {
-        let _held = first_permit;
-        Ok::<Bytes, std::io::Error>(first)
-    });
-    let rest = futures::stream::unfold(Some(events), |events| async move {
-        let mut events = events?;
-        match events.recv().await {
-            Some(ExportEvent::Chunk(chunk, permit)) => {
-                drop(permit);
-                Some((Ok(chunk), Some(events)))
-            }
-            Some(ExportEvent::Failed(error)) => Some((Err(std::io::Error::other(error.to_string())), None)),
-            Some(ExportEvent::End) => None,
-            Some(ExportEvent::Whole(_)) | None => {
-                Some((Err(std::io::Error::other("the export ended without finishing")), None))
-            }
+    let state = (events, shared, Some(first), guard, false);
+    let frames = futures::stream::unfold(state, |(mut events, shared, first, guard, done)| async move {
+        if done {
+            return None;
         }
+        let event = match first {
+            Some((chunk, permit)) => Some(ExportEvent::Chunk(chunk, permit)),
+            None => events.recv().await,
+        };
+        if shared.failed.load(Ordering::Acquire) {
+            let error: Item = Err(std::io::Error::other("the export failed"));
+            return Some((error, (events, shared, None, guard, true)));
+        }
+        let item: Item = match event {
+            Some(ExportEvent::Chunk(chunk, permit)) => {
+                shared.unsent.fetch_sub(chunk.len(), Ordering::AcqRel);
+                drop(permit);
+                Ok(Frame::data(chunk))
+            }
+            Some(ExportEvent::End(end)) => {
+                let mut trailers = HeaderMap::new();
+                trailers.insert("x-row-count", HeaderValue::from(end.row_count));
+                let truncated = if end.truncated { "true" } else { "false" };
+                trailers.insert("x-truncated", HeaderValue::from_static(truncated));
+                let item: Item = Ok(Frame::trailers(trailers));
+                return Some((item, (events, shared, None, guard, true)));
+            }
+            Some(ExportEvent::Failed(error)) => Err(std::io::Error::other(error.to_string())),
+            Some(ExportEvent::Whole(_)) | None => Err(std::io::Error::other("the export ended without finishing")),
+        };
+        let done = item.is_err();
+        Some((item, (events, shared, None, guard, done)))
     });
-    let mut response = (StatusCode::OK, Body::from_stream(futures::StreamExt::chain(head, rest))).into_response();
+    let mut response = (StatusCode::OK, Body::new(StreamBody::new(frames))).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    headers.insert(header::TRAILER, HeaderValue::from_static("x-row-count, x-truncated"));
     if let Ok(value) = HeaderValue::from_str(&disposition) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
@@ -461,6 +523,17 @@ mod tests {
             serde_json::value::RawValue::from_string("{\n \"a b\" :\n [1.50, \"x\\\" y\"]}".into()).expect("JSON");
         let text = export(Format::Ndjson, vec![vec![Cell::Json(raw), Cell::NULL]]);
         assert_eq!(text, "{\"a\":{\"a b\":[1.50,\"x\\\" y\"]},\"a_2\":null}\n");
+    }
+
+    #[test]
+    fn stalled_client_fails_the_export() {
+        let (events, _unread) = tokio::sync::mpsc::unbounded_channel();
+        let mut sink = ExportSink::streaming(Format::Csv, Arc::new(Semaphore::new(64 * 1024)), events);
+        sink.begin("select".into(), vec![Column::new("t", PortableType::String, "text")])
+            .expect("begin");
+        let row = "x".repeat(10_000);
+        let outcome = (0..2_000).try_for_each(|_| sink.row(vec![Cell::text(row.clone())]));
+        assert!(matches!(outcome, Err(ConnectorError::SlowClient { .. })), "{outcome:?}");
     }
 
     #[test]

@@ -52,6 +52,12 @@ impl MemoryCharge {
         }
     }
 
+    /// Gives back every permit held.
+    pub(crate) fn release(&mut self) {
+        self.held = None;
+        self.held_kib = 0;
+    }
+
     /// Returns the pool the permits come from.
     pub(crate) fn pool(&self) -> Arc<Semaphore> {
         self.pool.clone()

@@ -65,7 +65,7 @@ impl From<ConnectorError> for ApiError {
                 code: "INVALID_QUERY",
                 message,
             },
-            ConnectorError::Disconnected => ApiError::BadRequest {
+            ConnectorError::Disconnected | ConnectorError::SlowClient { .. } => ApiError::BadRequest {
                 code: "CLIENT_DISCONNECTED",
                 message,
             },

@@ -355,7 +355,16 @@ impl MySql {
         match outcome {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
-                killer.armed = false;
+                // A statement the server failed has stopped. Any other error (the sink
+                // refusing more rows, a client gone) leaves it running, so stop it.
+                if matches!(
+                    error,
+                    ConnectorError::QueryFailed { .. } | ConnectorError::Timeout { .. }
+                ) {
+                    killer.armed = false;
+                } else {
+                    killer.kill().await;
+                }
                 if !reusable {
                     let _ = connection.detach().close().await;
                 }

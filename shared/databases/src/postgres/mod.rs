@@ -377,8 +377,13 @@ impl Postgres {
         match tokio::time::timeout(remaining, work).await {
             Ok(result) => {
                 if let Err(error) = result {
-                    // A statement failed: make sure nothing is still running before reuse.
-                    canceller.disarm();
+                    // A statement the server failed has stopped. Any other error (the sink
+                    // refusing more rows, a client gone) leaves it running, so cancel it.
+                    if matches!(error, ConnectorError::QueryFailed { .. }) {
+                        canceller.disarm();
+                    } else {
+                        canceller.cancel().await;
+                    }
                     return Err(match error {
                         ConnectorError::QueryFailed { code: Some(code), .. } if code == "57014" => {
                             ConnectorError::Timeout {
