@@ -407,3 +407,26 @@ async fn mysql_and_mongodb_run_through_http() {
     }
     assert!(checked > 0 || !mako_tests::services::services_required());
 }
+
+#[tokio::test]
+async fn busy_pool_is_named_in_the_error() {
+    let Some(postgres) = TestDatabase::postgres().await else {
+        return;
+    };
+    let team = Team::new(&[("MAKO_DATABASE_POOL_SIZE", "1")]).await;
+    let id = team.connect(body_for(&postgres, "pg")).await;
+    let mut slow = run_body(&team, &id, "select pg_sleep(3)");
+    slow["timeoutMs"] = json!(10000);
+    let long = team.member.post("/api/execute", slow);
+    let mut quick = run_body(&team, &id, "select 1");
+    quick["timeoutMs"] = json!(1000);
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        team.member.post("/api/execute", quick).await
+    };
+    let ((first_status, _), (status, body)) = tokio::join!(long, second);
+    assert_eq!(first_status, StatusCode::OK);
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("busy")), "{body}");
+    postgres.drop_database().await;
+}

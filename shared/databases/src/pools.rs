@@ -82,10 +82,23 @@ pub(crate) async fn acquire<DB: Database>(
     let wait = deadline.saturating_duration_since(Instant::now()).min(connect_timeout);
     match tokio::time::timeout(wait, pool.acquire()).await {
         Ok(Ok(connection)) => Ok(connection),
-        Ok(Err(error)) => Err(map_error(error)),
-        Err(_) => Err(ConnectorError::Unreachable {
-            target: target.to_owned(),
-            reason: "connecting timed out".into(),
-        }),
+        Ok(Err(error)) if !matches!(error, sqlx::Error::PoolTimedOut) => Err(map_error(error)),
+        Ok(Err(_)) | Err(_) => {
+            // Open connections, none of them idle: the pool is busy, the server is up.
+            let busy = pool.size() > 0 && pool.num_idle() == 0;
+            let reason = if busy {
+                format!(
+                    "all {} pooled connections stayed busy for {} ms; retry, or raise MAKO_DATABASE_POOL_SIZE",
+                    pool.size(),
+                    wait.as_millis()
+                )
+            } else {
+                "connecting timed out".to_owned()
+            };
+            Err(ConnectorError::Unreachable {
+                target: target.to_owned(),
+                reason,
+            })
+        }
     }
 }
