@@ -426,7 +426,7 @@ async fn busy_pool_is_named_in_the_error() {
     };
     let ((first_status, _), (status, body)) = tokio::join!(long, second);
     assert_eq!(first_status, StatusCode::OK);
-    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(body["error"].as_str().is_some_and(|e| e.contains("busy")), "{body}");
     postgres.drop_database().await;
 }

@@ -40,6 +40,11 @@ pub enum ConnectorError {
     /// The results of all running executions already use the process's result memory.
     #[error("The server is holding as many query results as MAKO_EXECUTE_MEMORY_BYTES allows; retry in a moment.")]
     ResultMemoryFull,
+    /// Every pooled connection to the database stayed busy until the wait ran out.
+    #[error(
+        "All {size} connections to the database at {target} stayed busy for {waited_ms} ms; retry shortly, or raise MAKO_DATABASE_POOL_SIZE."
+    )]
+    PoolBusy { target: String, size: u32, waited_ms: u128 },
     /// The client read a streamed result so slowly that `max_bytes` waited unsent.
     #[error("The client read the export too slowly: {max_bytes} bytes were waiting to be sent.")]
     SlowClient { max_bytes: usize },

@@ -85,19 +85,16 @@ pub(crate) async fn acquire<DB: Database>(
         Ok(Err(error)) if !matches!(error, sqlx::Error::PoolTimedOut) => Err(map_error(error)),
         Ok(Err(_)) | Err(_) => {
             // Open connections, none of them idle: the pool is busy, the server is up.
-            let busy = pool.size() > 0 && pool.num_idle() == 0;
-            let reason = if busy {
-                format!(
-                    "all {} pooled connections stayed busy for {} ms; retry, or raise MAKO_DATABASE_POOL_SIZE",
-                    pool.size(),
-                    wait.as_millis()
-                )
-            } else {
-                "connecting timed out".to_owned()
-            };
+            if pool.size() > 0 && pool.num_idle() == 0 {
+                return Err(ConnectorError::PoolBusy {
+                    target: target.to_owned(),
+                    size: pool.size(),
+                    waited_ms: wait.as_millis(),
+                });
+            }
             Err(ConnectorError::Unreachable {
                 target: target.to_owned(),
-                reason,
+                reason: "connecting timed out".into(),
             })
         }
     }

@@ -49,6 +49,10 @@ impl From<ConnectorError> for ApiError {
                 code: "QUERY_FAILED",
                 message,
             },
+            ConnectorError::PoolBusy { .. } => ApiError::Unavailable {
+                message: error.to_string(),
+                retry_after_secs: 1,
+            },
             ConnectorError::ResultMemoryFull => ApiError::Unavailable {
                 message: error.to_string(),
                 retry_after_secs: 1,
