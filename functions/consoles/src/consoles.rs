@@ -18,7 +18,7 @@ use crate::model::{
     ConsoleView, FolderView, ParameterBody, check_code, check_connection, check_description, check_name,
     check_parameters, check_placeholders, connection_kind, double_option, parse_console_id, parse_folder_id,
 };
-use crate::tree::{Tree, Viewer, check_private_chain};
+use crate::tree::{Tree, Viewer};
 
 /// Attempts at an update that keeps meeting changes to its folders.
 const UPDATE_ATTEMPTS: usize = 6;
@@ -195,12 +195,7 @@ pub(crate) async fn create(
             let viewer = Viewer::of(&access);
             viewer.require_member("creating consoles")?;
             let tree = Tree::load(&state, &access).await?;
-            if let Some(id) = &console.folder_id {
-                tree.destination(&viewer, "folderId", id)?;
-            }
-            let chain = tree.chain(console.folder_id.as_ref());
-            check_private_chain(&chain, &[&console.owner_id], "folderId")?;
-            let folders: Vec<Folder> = chain.into_iter().cloned().collect();
+            let folders = tree.place(&viewer, "folderId", console.folder_id.as_ref(), &console.owner_id)?;
             match Consoles::new(&*state.store)
                 .create(&access.workspace, &console, &folders, max)
                 .await
@@ -295,10 +290,13 @@ pub(crate) async fn update(
         if let Some(connection_id) = &connection_id {
             updated.connection_id = connection_id.clone();
         }
+        let mut kind = None;
         if connection_id.is_some() || body.language.is_some() {
             // Without a language, the connection's is taken; a language given must suit it.
-            (_, updated.language) =
+            let (checked_kind, language) =
                 check_connection(&state, access.workspace_id(), &updated.connection_id, body.language).await?;
+            kind = Some(checked_kind);
+            updated.language = language;
             // Code written for one language does not run in the other.
             if updated.language != current.language && body.code.is_none() {
                 return Err(ApiError::invalid_field(
@@ -312,10 +310,13 @@ pub(crate) async fn update(
                 ));
             }
         }
-        if updated.runs_differently_from(&current)
-            && let Some(kind) = connection_kind(&state, access.workspace_id(), &updated.connection_id).await?
-        {
-            check_placeholders(kind, &updated.code, &updated.parameters)?;
+        if updated.runs_differently_from(&current) {
+            if kind.is_none() {
+                kind = connection_kind(&state, access.workspace_id(), &updated.connection_id).await?;
+            }
+            if let Some(kind) = kind {
+                check_placeholders(kind, &updated.code, &updated.parameters)?;
+            }
         }
         if let Some(visibility) = body.visibility
             && visibility != current.visibility
@@ -328,16 +329,13 @@ pub(crate) async fn update(
         if let Some(folder_id) = &folder_id {
             updated.folder_id = folder_id.clone();
         }
-        if let Some(id) = &updated.folder_id
-            && updated.folder_id != current.folder_id
-        {
-            tree.destination(&viewer, "folderId", id)?;
-        }
-        let new_chain = tree.chain(updated.folder_id.as_ref());
-        if updated.folder_id != current.folder_id {
-            check_private_chain(&new_chain, &[&updated.owner_id], "folderId")?;
-        }
-        let new_folders: Vec<Folder> = new_chain.into_iter().cloned().collect();
+        // A console staying where it is keeps its place even if that place would no longer
+        // be allowed for a new item.
+        let new_folders: Vec<Folder> = if updated.folder_id != current.folder_id {
+            tree.place(&viewer, "folderId", updated.folder_id.as_ref(), &updated.owner_id)?
+        } else {
+            tree.chain(updated.folder_id.as_ref()).into_iter().cloned().collect()
+        };
         let old_folder = current.folder_id.as_ref().and_then(|id| tree.get(id));
 
         updated.version = current.version + 1;

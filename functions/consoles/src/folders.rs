@@ -132,12 +132,7 @@ pub(crate) async fn create(
             let viewer = Viewer::of(&access);
             viewer.require_member("creating folders")?;
             let tree = Tree::load(&state, &access).await?;
-            if let Some(id) = &folder.parent_id {
-                tree.destination(&viewer, "parentId", id)?;
-            }
-            let chain = tree.chain(folder.parent_id.as_ref());
-            check_private_chain(&chain, &[&folder.owner_id], "parentId")?;
-            let parents: Vec<Folder> = chain.into_iter().cloned().collect();
+            let parents = tree.place(&viewer, "parentId", folder.parent_id.as_ref(), &folder.owner_id)?;
             if let Some(parent) = parents.first()
                 && tree.depth(&parent.id) >= MAX_DEPTH
             {

@@ -145,6 +145,18 @@ impl Tree {
         self.chain(Some(id)).iter().any(|folder| &folder.id == ancestor)
     }
 
+    /// Returns the folders an item of `owner` would sit in at `id` (the folder and those
+    /// above it, innermost first; none at the top level), after checking that the caller
+    /// sees the folder and that no private folder of someone else is among them.
+    pub fn place(&self, viewer: &Viewer, field: &str, id: Option<&FolderId>, owner: &UserId) -> ApiResult<Vec<Folder>> {
+        if let Some(id) = id {
+            self.destination(viewer, field, id)?;
+        }
+        let chain = self.chain(id);
+        check_private_chain(&chain, &[owner], field)?;
+        Ok(chain.into_iter().cloned().collect())
+    }
+
     /// Returns a folder the caller may put items into, or the 400 that explains why not.
     pub fn destination(&self, viewer: &Viewer, field: &str, id: &FolderId) -> ApiResult<&Folder> {
         match self.folders.get(id) {
