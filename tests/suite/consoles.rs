@@ -923,11 +923,13 @@ fn open_csv_in_spreadsheet(bytes: &[u8]) -> Option<Value> {
     let soffice = ["/usr/bin/soffice", "/usr/bin/libreoffice"]
         .into_iter()
         .find(|path| std::path::Path::new(path).exists())?;
+
     let dir = tempfile::tempdir().expect("temporary folder");
     let input = dir.path().join("export.csv");
     std::fs::write(&input, bytes).expect("writing the CSV");
-    // Calc's CSV filter options: comma separator, double quote, UTF-8 (76), first line 1;
-    // the output is Calc's own reading of the file, written back as UTF-8 CSV.
+
+    // Calc's CSV filter options are: comma separator, double quote, UTF-8 (76), first line
+    // 1. The sheet is then written back as UTF-8 CSV, which shows how Calc read each cell.
     let status = std::process::Command::new(soffice)
         .args(["--headless", "--norestore", "--infilter=CSV:44,34,76,1", "--convert-to"])
         .arg("ods")
@@ -939,6 +941,7 @@ fn open_csv_in_spreadsheet(bytes: &[u8]) -> Option<Value> {
         .status()
         .expect("soffice runs");
     assert!(status.success(), "LibreOffice opened the file");
+
     let ods = dir.path().join("export.ods");
     let status = std::process::Command::new(soffice)
         .args([
@@ -955,6 +958,7 @@ fn open_csv_in_spreadsheet(bytes: &[u8]) -> Option<Value> {
         .status()
         .expect("soffice runs");
     assert!(status.success(), "LibreOffice saved the sheet");
+
     let back = std::fs::read(dir.path().join("back").join("export.csv")).expect("the sheet as CSV");
     Some(parse_csv_with_python(&back))
 }

@@ -45,18 +45,21 @@ pub(crate) struct RunParams {
     format: Option<String>,
 }
 
-/// Checks the given values against the declared parameters and fills in defaults. A
+/// Checks the request's values against the declared parameters and fills in defaults. A
 /// required parameter needs a value other than null; an optional one without a value or
 /// default is NULL. Parameters the code does not use (`used`, when known) are left out, so
 /// a declared but unused parameter never stops a run.
 fn parameter_values(
     specs: &[ParameterSpec],
-    given: Option<&Map<String, Value>>,
+    requested: Option<&Map<String, Value>>,
     used: Option<BTreeSet<String>>,
 ) -> ApiResult<BTreeMap<String, ParamValue>> {
     let empty = Map::new();
-    let given = given.unwrap_or(&empty);
-    if let Some(unknown) = given.keys().find(|name| !specs.iter().any(|spec| &spec.name == *name)) {
+    let requested = requested.unwrap_or(&empty);
+    if let Some(unknown) = requested
+        .keys()
+        .find(|name| !specs.iter().any(|spec| &spec.name == *name))
+    {
         let declared: Vec<&str> = specs.iter().map(|spec| spec.name.as_str()).collect();
         let declared = if declared.is_empty() {
             "none".to_owned()
@@ -80,10 +83,10 @@ fn parameter_values(
                 spec.name
             )))
         })?;
-        let value = match given.get(&spec.name) {
+        let value = match requested.get(&spec.name) {
             Some(value) if !(value.is_null() && spec.required) => value.clone(),
             Some(_) | None => match &spec.default {
-                Some(default) if !given.contains_key(&spec.name) => default.clone(),
+                Some(default) if !requested.contains_key(&spec.name) => default.clone(),
                 _ if spec.required => {
                     return Err(ApiError::invalid_field(
                         &format!("params.{}", spec.name),

@@ -2,9 +2,9 @@
 //!
 //! A private console or folder is visible to its owner alone; a workspace one to every
 //! member. A folder's visibility applies to everything inside it, so an item is visible
-//! only when it and every folder above it are. Members edit what they own; admins and
-//! owners also edit every workspace item; viewers read and run only. Nobody, not even an
-//! admin, sees another member's private items.
+//! only when it and every folder above it are. Members edit what they own, and admins and
+//! owners also edit every workspace item. Viewers read and run only. No member, not even an
+//! admin, can see another member's private items.
 
 use std::collections::HashMap;
 
@@ -49,14 +49,14 @@ impl Viewer {
         if self.role >= Role::Member {
             return Ok(());
         }
-        let whose = if self.by_key {
+        let subject = if self.by_key {
             "This API key's role"
         } else {
             "Your role in this workspace"
         };
         Err(ApiError::Forbidden {
             code: "ROLE_TOO_LOW",
-            message: format!("{whose} is {}; {action} needs member or higher.", self.role),
+            message: format!("{subject} is {}; {action} needs member or higher.", self.role),
         })
     }
 }

@@ -78,7 +78,7 @@ pub const STREAM_AFTER_BYTES: usize = 1024 * 1024;
 pub const CHUNK_BYTES: usize = 64 * 1024;
 
 /// Bytes a streamed export may have sent ahead of its client. Past it the export fails, so a
-/// client that stops reading holds at most this much of the process's result memory.
+/// client that stops reading takes at most this much of the process's result memory.
 pub const MAX_UNSENT_BYTES: usize = 8 * 1024 * 1024;
 
 /// State a streamed export shares with its response body.
@@ -158,7 +158,8 @@ impl ExportSink {
         }
     }
 
-    /// Returns the event of a failed export, and tells a streaming body to stop at once.
+    /// Returns the event of a failed export, and marks it failed so a streaming body stops at
+    /// once.
     pub fn fail(&self, error: ConnectorError) -> ExportEvent {
         self.shared.failed.store(true, Ordering::Release);
         ExportEvent::Failed(error)
@@ -200,7 +201,7 @@ impl ExportSink {
         };
         if self.stream.is_some() && self.buffer.len() >= threshold {
             if !self.streaming {
-                // From here on each chunk holds its own memory.
+                // From here on each chunk takes its own memory permits.
                 self.memory.release();
                 self.streaming = true;
             }
@@ -377,13 +378,13 @@ impl RowSink for ExportSink {
 /// JSON keys of the columns, each followed by its colon. A name that repeats an earlier
 /// one gets `_2`, `_3`…, so no value of a row is lost to a duplicate key.
 fn ndjson_keys(columns: &[Column]) -> Vec<Vec<u8>> {
-    let mut taken = std::collections::HashSet::new();
+    let mut used_names = std::collections::HashSet::new();
     columns
         .iter()
         .map(|column| {
             let mut name = column.name.clone();
             let mut suffix = 2;
-            while !taken.insert(name.clone()) {
+            while !used_names.insert(name.clone()) {
                 name = format!("{}_{suffix}", column.name);
                 suffix += 1;
             }

@@ -403,7 +403,7 @@ impl Mongo {
 /// Parses the query, with its `{{name}}` placeholders replaced by the typed values of the request.
 fn parse_command(request: &ExecuteRequest) -> Result<MongoCommand, ConnectorError> {
     // The text is checked, not the parsed command, so the operators are found in every form
-    // and at every depth; a string value that merely mentions one is refused too.
+    // and at every depth. A string value that merely mentions one is rejected too.
     if let Some(operator) = JAVASCRIPT_OPERATORS
         .iter()
         .find(|operator| request.query.contains(**operator))
