@@ -1,5 +1,6 @@
 //! The local server: every route family mounted in one process over the embedded adapters.
-//! Background work (now the maintenance task) runs in the same process.
+//! Background work runs in the same process: the maintenance task, the job worker and the
+//! scheduler tick.
 
 mod serve;
 
@@ -25,6 +26,7 @@ const FAMILIES: &[fn(AppState) -> Router] = &[
     mako_connectors::router,
     mako_execute::router,
     mako_consoles::router,
+    mako_dashboards::router,
 ];
 
 /// How often expired items are purged and interrupted deletions finished.
@@ -45,6 +47,10 @@ pub struct LocalSettings {
     pub body_timeout: Duration,
     /// `MAKO_SAMPLE_DATABASE`: generate the sample database and connect new workspaces to it.
     pub sample_database: bool,
+    /// `MAKO_SCHEDULER_TICK_SECS`: how often scheduled refreshes are looked for.
+    pub scheduler_tick: Duration,
+    /// `MAKO_RUN_WORKER`: build queued jobs in this process.
+    pub run_worker: bool,
 }
 
 /// Reads a whole number of seconds within `range`.
@@ -84,6 +90,8 @@ impl LocalSettings {
         };
         let body_timeout = parse_secs(lookup, "MAKO_BODY_TIMEOUT_SECS", 30, 1..=3600)?;
         let sample_database: bool = parse_var(lookup, "MAKO_SAMPLE_DATABASE", true)?;
+        let scheduler_tick = parse_secs(lookup, "MAKO_SCHEDULER_TICK_SECS", 60, 1..=3600)?;
+        let run_worker: bool = parse_var(lookup, "MAKO_RUN_WORKER", true)?;
         Ok(Self {
             addr,
             data_dir,
@@ -91,6 +99,8 @@ impl LocalSettings {
             limits,
             body_timeout,
             sample_database,
+            scheduler_tick,
+            run_worker,
         })
     }
 
@@ -107,6 +117,8 @@ pub struct Application {
     store: Arc<mako_embedded::SqliteStore>,
     data_dir: PathBuf,
     limits: ServerLimits,
+    scheduler_tick: Duration,
+    run_worker: bool,
     /// Keeps the embedded adapters (and the data folder's lock) alive.
     _embedded: mako_embedded::Embedded,
 }
@@ -153,6 +165,8 @@ impl Application {
             store: embedded.store.clone(),
             data_dir: settings.data_dir,
             limits: settings.limits,
+            scheduler_tick: settings.scheduler_tick,
+            run_worker: settings.run_worker,
             _embedded: embedded,
         })
     }
@@ -174,9 +188,17 @@ impl Application {
     /// Serves until `shutdown` completes, then lets in-flight requests finish within the
     /// shutdown grace period.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let maintenance = spawn_maintenance(self.state.clone(), self.store.clone());
+        let mut background = vec![
+            spawn_maintenance(self.state.clone(), self.store.clone()),
+            mako_jobs::scheduler::spawn_local(self.state.clone(), self.scheduler_tick),
+        ];
+        if self.run_worker {
+            background.push(mako_jobs::worker::spawn_local(self.state.clone()));
+        }
         serve::serve(self.listener, self.router, self.limits, shutdown).await;
-        maintenance.abort();
+        for task in background {
+            task.abort();
+        }
         Ok(())
     }
 }

@@ -32,6 +32,7 @@ pub struct Config {
     pub github: OAuthProvider,
     pub connectors: ConnectorSettings,
     pub consoles: ConsoleSettings,
+    pub jobs: JobSettings,
 }
 
 /// Limits of saved consoles.
@@ -41,6 +42,30 @@ pub struct ConsoleSettings {
     pub max_per_workspace: u32,
     /// Console folders one workspace may hold.
     pub max_folders_per_workspace: u32,
+}
+
+/// Limits of dashboards and of the jobs that materialize their data.
+#[derive(Clone, Debug)]
+pub struct JobSettings {
+    /// Dashboards one workspace may hold (`MAKO_MAX_DASHBOARDS_PER_WORKSPACE`).
+    pub max_dashboards_per_workspace: u32,
+    /// Rows one data source may materialize (`MAKO_MATERIALIZE_MAX_ROWS`).
+    pub max_rows: u64,
+    /// Time limit of one build's query (`MAKO_MATERIALIZE_TIMEOUT_SECS`).
+    pub build_timeout: Duration,
+    /// Lease of a job on the queue; the worker renews it at a third of this
+    /// (`MAKO_JOB_VISIBILITY_SECS`).
+    pub visibility: Duration,
+    /// Deliveries of a job before it fails for good (`MAKO_QUEUE_MAX_ATTEMPTS`).
+    pub max_attempts: u32,
+    /// Back-off before the first retry, doubled for each later one (`MAKO_JOB_RETRY_SECS`).
+    pub retry_base: Duration,
+    /// A job with no heartbeat for this long is marked failed (`MAKO_JOB_ABANDON_SECS`).
+    pub abandon_after: Duration,
+    /// Jobs one local server builds at once (`MAKO_WORKER_CONCURRENCY`).
+    pub worker_concurrency: u32,
+    /// How long a presigned artifact URL stays valid (`MAKO_ARTIFACT_URL_SECS`).
+    pub artifact_url_ttl: Duration,
 }
 
 /// Where the process runs, which decides what user databases it may reach.
@@ -438,6 +463,19 @@ impl Config {
             )? as u32,
         };
 
+        let jobs = JobSettings {
+            max_dashboards_per_workspace: parse_number(lookup, "MAKO_MAX_DASHBOARDS_PER_WORKSPACE", 1_000, 1..=10_000)?
+                as u32,
+            max_rows: parse_number(lookup, "MAKO_MATERIALIZE_MAX_ROWS", 10_000_000, 1..=1_000_000_000)?,
+            build_timeout: Duration::from_secs(parse_number(lookup, "MAKO_MATERIALIZE_TIMEOUT_SECS", 600, 1..=86_400)?),
+            visibility: Duration::from_secs(parse_number(lookup, "MAKO_JOB_VISIBILITY_SECS", 60, 3..=43_200)?),
+            max_attempts: parse_number(lookup, "MAKO_QUEUE_MAX_ATTEMPTS", 5, 1..=100)? as u32,
+            retry_base: Duration::from_secs(parse_number(lookup, "MAKO_JOB_RETRY_SECS", 10, 1..=3_600)?),
+            abandon_after: Duration::from_secs(parse_number(lookup, "MAKO_JOB_ABANDON_SECS", 3_600, 10..=604_800)?),
+            worker_concurrency: parse_number(lookup, "MAKO_WORKER_CONCURRENCY", 2, 1..=64)? as u32,
+            artifact_url_ttl: Duration::from_secs(parse_number(lookup, "MAKO_ARTIFACT_URL_SECS", 300, 10..=43_200)?),
+        };
+
         Ok(Config {
             public_url,
             app_url,
@@ -451,6 +489,7 @@ impl Config {
             github,
             connectors,
             consoles,
+            jobs,
         })
     }
 

@@ -127,6 +127,21 @@ id_type!(
     FolderId, "fld_", "folder"
 );
 
+id_type!(
+    /// Id of a dashboard.
+    DashboardId, "dash_", "dashboard"
+);
+
+id_type!(
+    /// Id of a dashboard folder.
+    DashboardFolderId, "dfld_", "dashboard folder"
+);
+
+id_type!(
+    /// Id of a queued job (a materialization run).
+    JobId, "job_", "job"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -83,6 +83,7 @@ fn cors(config: &Config) -> CorsLayer {
             header::AUTHORIZATION,
             header::RANGE,
             header::IF_NONE_MATCH,
+            header::IF_RANGE,
             CSRF_TOKEN,
         ])
         .expose_headers([
@@ -92,6 +93,7 @@ fn cors(config: &Config) -> CorsLayer {
             header::ACCEPT_RANGES,
             header::ETAG,
             header::CONTENT_LENGTH,
+            header::LAST_MODIFIED,
             // Exports name their file and report their row count and truncation.
             header::CONTENT_DISPOSITION,
             HeaderName::from_static("x-row-count"),

@@ -16,6 +16,8 @@
 //! | API key lookup | `APIKEY#<sha256(key)>` | `APIKEY` | |
 //! | connection | `WS#<workspaceId>` | `CONN#<connectionId>` | |
 //! | console, folder, name claim, code version, run statistics | `WS#<workspaceId>` | `CONSOLE#…`, `CFOLDER#…`, `CNAME#…`, `CVERSION#…`, `CSTATS#…` (see `consoles`) | |
+//! | dashboard, dashboard folder | `WS#<workspaceId>` | `DASH#<dashboardId>`, `DFOLDER#<folderId>` | |
+//! | materialization | `WS#<workspaceId>` | `MAT#<dashboardId>#<dataSourceId>` | `MATSCHED` / next run (gsi1); `MATJOB` / last heartbeat (gsi2) |
 //! | rate counter | `RATE#<kind>#<subject>` | `<window start>` | |
 //! | pending workspace purge | `PURGE` | `<workspaceId>` | |
 //!
@@ -25,6 +27,8 @@
 pub mod api_keys;
 pub mod connections;
 pub mod consoles;
+pub mod dashboards;
+pub mod materializations;
 pub mod oauth_states;
 pub mod sessions;
 pub mod users;
