@@ -47,7 +47,8 @@ const parsers = {
   jsonFromBytes: bytes => bytes && new TextDecoder().decode(bytes),
 }
 
-const objects = await parquetReadObjects({ file, metadata, compressors, parsers, rowFormat: 'object' })
+// utf8: false keeps BYTE_ARRAY columns without a STRING annotation as bytes.
+const objects = await parquetReadObjects({ file, metadata, compressors, parsers, utf8: false, rowFormat: 'object' })
 const rows = objects.map(object =>
   leaves.map((element, index) => {
     const value = object[element.name] ?? Object.values(object)[index]

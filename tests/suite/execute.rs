@@ -48,7 +48,10 @@ async fn results_are_typed_and_every_statement_is_returned() {
         .filter_map(|c| c["type"].as_str())
         .collect();
     assert_eq!(types, vec!["int64", "decimal", "date", "timestamptz", "string"]);
-    assert_eq!(data["columns"][1]["nativeType"], "numeric");
+    assert_eq!(
+        data["columns"][1]["nativeType"], "numeric(20,4)",
+        "a table column keeps its precision and scale"
+    );
     assert_eq!(
         data["rows"][0],
         json!([

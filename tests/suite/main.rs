@@ -6,6 +6,7 @@ mod conformance;
 mod connections;
 mod consoles;
 mod conventions;
+mod dashboards;
 mod drivers;
 mod execute;
 mod lambda;

@@ -17,6 +17,9 @@ use crate::value::{
 };
 
 /// Built-in type OIDs this module decodes (from the `pg_type` catalog).
+/// OID of `numeric`, whose precision and scale the driver looks up for table columns.
+pub const NUMERIC_OID: u32 = oid::NUMERIC;
+
 mod oid {
     pub const BOOL: u32 = 16;
     pub const BYTEA: u32 = 17;

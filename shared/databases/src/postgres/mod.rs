@@ -329,6 +329,54 @@ impl Postgres {
         names
     }
 
+    /// Returns the declared types of the `numeric` columns of `row` that come straight from
+    /// a table, such as `numeric(12,2)`, by column index. The row description carries only
+    /// the type, so the precision and scale are read from the catalog on another pooled
+    /// connection. A column whose type cannot be learned is left out.
+    async fn declared_numerics(&self, database: Option<&str>, row: &PgRow) -> HashMap<usize, String> {
+        let mut wanted: Vec<(usize, i64, i64)> = Vec::new();
+        for (index, column) in row.columns().iter().enumerate() {
+            let numeric = column.type_info().oid().map(|oid| oid.0) == Some(decode::NUMERIC_OID);
+            if let (true, Some(relation), Some(attribute)) =
+                (numeric, column.relation_id(), column.relation_attribute_no())
+            {
+                wanted.push((index, i64::from(relation.0), i64::from(attribute)));
+            }
+        }
+        let mut declared = HashMap::new();
+        if wanted.is_empty() {
+            return declared;
+        }
+        let relations: Vec<i64> = wanted.iter().map(|(_, relation, _)| *relation).collect();
+        let attributes: Vec<i64> = wanted.iter().map(|(_, _, attribute)| *attribute).collect();
+        let lookup = async {
+            let pool = self.pool(database).map_err(|error| anyhow::anyhow!("{error}"))?;
+            let mut connection = pool.acquire().await?;
+            let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+                "SELECT a.attrelid::int8, a.attnum::int8, format_type(a.atttypid, a.atttypmod) \
+                 FROM pg_attribute a JOIN unnest($1::int8[], $2::int8[]) AS w(rel, num) \
+                 ON a.attrelid::int8 = w.rel AND a.attnum::int8 = w.num",
+            )
+            .bind(&relations)
+            .bind(&attributes)
+            .fetch_all(&mut *connection)
+            .await?;
+            Ok::<_, anyhow::Error>(rows)
+        };
+        match tokio::time::timeout(Duration::from_secs(2), lookup).await {
+            Ok(Ok(rows)) => {
+                for (relation, attribute, name) in rows {
+                    for (index, _, _) in wanted.iter().filter(|(_, r, a)| *r == relation && *a == attribute) {
+                        declared.insert(*index, name.clone());
+                    }
+                }
+            }
+            Ok(Err(error)) => tracing::warn!(error = %error, "failed to look up PostgreSQL numeric types"),
+            Err(_) => tracing::warn!("looking up PostgreSQL numeric types timed out"),
+        }
+        declared
+    }
+
     async fn run(
         &self,
         request: &ExecuteRequest,
@@ -425,6 +473,7 @@ impl Postgres {
     ) -> Result<(), ConnectorError> {
         let mut writer = SetWriter::new(statement.text);
         let mut type_names: Option<HashMap<u32, String>> = None;
+        let mut numerics: HashMap<usize, String> = HashMap::new();
         let no_names = HashMap::new();
         let mut affected: Option<u64> = None;
 
@@ -461,9 +510,19 @@ impl Postgres {
                         }
                         if type_names.is_none() {
                             type_names = Some(self.type_names(database, &unresolved_oids(&row)).await);
+                            numerics = self.declared_numerics(database, &row).await;
                         }
                         let names = type_names.as_ref().unwrap_or(&no_names);
-                        if !writer.row(sink, caps, || columns_of(&row, names), decode_row(&row))? {
+                        let columns = || {
+                            let mut columns = columns_of(&row, names);
+                            for (index, declared) in &numerics {
+                                if let Some(column) = columns.get_mut(*index) {
+                                    column.native_type = declared.clone();
+                                }
+                            }
+                            columns
+                        };
+                        if !writer.row(sink, caps, columns, decode_row(&row))? {
                             // The cap is reached: stop the server from producing the rest,
                             // then read what is already on its way.
                             canceller.cancel().await;
