@@ -984,3 +984,138 @@ async fn scheduler_queues_due_runs_once() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
     assert!(refused.to_string().contains("dataSources[0].schedule"), "{refused}");
 }
+
+/// Polls the status until `check` accepts the data source's entry.
+async fn wait_for(client: &Client, path: &str, source: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (status, body) = client.get(path).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let entry = body["data"]["dataSources"]
+            .as_array()
+            .and_then(|list| list.iter().find(|entry| entry["dataSourceId"] == source))
+            .cloned()
+            .unwrap_or_default();
+        if check(&entry) {
+            return entry;
+        }
+        assert!(Instant::now() < deadline, "{what} did not happen within 90 s: {entry}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_worker_leaves_the_job_to_be_retried() {
+    let Some(database) = TestDatabase::postgres().await else {
+        return;
+    };
+    database
+        .run("create table items as select g as id from generate_series(1, 400) g")
+        .await;
+    let dir = tempfile::tempdir().expect("data folder");
+    let data_dir = dir.path().join("data");
+    let port_file = dir.path().join("address");
+    let vars = [("MAKO_JOB_VISIBILITY_SECS", "3"), ("MAKO_SAMPLE_DATABASE", "false")];
+    let mut child = crate::restart::spawn_child(&data_dir, &port_file, &vars);
+    let base = format!("http://{}", crate::restart::wait_for_address(&port_file));
+
+    let mut owner = Client::new(&base);
+    let (status, registered) = owner
+        .post(
+            "/api/auth/register",
+            json!({ "email": "killed@example.com", "password": mako_tests::app::PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{registered}");
+    owner.csrf_token = registered["data"]["csrfToken"].as_str().map(str::to_owned);
+    let (_, workspace) = owner.post("/api/workspaces", json!({ "name": "Killed" })).await;
+    let workspace = id_of(&workspace["data"]);
+    let (_, key) = owner
+        .post(
+            &format!("/api/workspaces/{workspace}/api-keys"),
+            json!({ "name": "k", "role": "admin" }),
+        )
+        .await;
+    let key = key["data"]["key"].as_str().expect("key").to_owned();
+    let mut client = Client::new(&base);
+    client.bearer = Some(key.clone());
+
+    let (status, connection) = client
+        .post(
+            &format!("/api/workspaces/{workspace}/connectors"),
+            body_for(&database, "Warehouse"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{connection}");
+    let connection = id_of(&connection["data"]);
+    let dashboards = format!("/api/workspaces/{workspace}/dashboards");
+    let (status, dashboard) = client
+        .post(
+            &dashboards,
+            json!({ "title": "Items", "dataSources": [{ "id": "items", "name": "Items", "connectionId": connection,
+                    "query": "select id from items order by id" }] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{dashboard}");
+    let id = id_of(&dashboard["data"]);
+    let status_path = format!("{dashboards}/{id}/materialization/status");
+    let stream_path = format!("{dashboards}/{id}/materialization/stream/items");
+    client
+        .post(
+            &format!("{dashboards}/{id}/materialization/trigger"),
+            json!({ "dataSourceId": "items" }),
+        )
+        .await;
+    let first = wait_for(&client, &status_path, "items", "the first build", |entry| {
+        entry["status"] == "ready"
+    })
+    .await;
+
+    // A slow definition (about 8 s) is rebuilt; the server dies while it builds.
+    let (status, _) = client
+        .put(
+            &format!("{dashboards}/{id}"),
+            json!({ "version": 1, "dataSources": [{ "id": "items", "name": "Items", "connectionId": connection,
+                    "query": "select id, pg_sleep(0.02) is null as slow from items order by id" }] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    wait_for(&client, &status_path, "items", "the rebuild", |entry| {
+        entry["status"] == "building"
+    })
+    .await;
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaping the child");
+
+    let app = mako_tests::app::spawn_app_in(&data_dir, &vars).await;
+    let mut client = app.client();
+    client.bearer = Some(key);
+    // The previous file is served while the job waits for its lease to run out.
+    let response = client
+        .request(Method::GET, &stream_path)
+        .header("range", "bytes=-4")
+        .send()
+        .await
+        .expect("read");
+    assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(response.headers()["etag"], first["etag"].as_str().unwrap_or_default());
+    let (_, body) = client.get(&status_path).await;
+    let during = &body["data"]["dataSources"][0];
+    assert!(
+        matches!(during["status"].as_str(), Some("building" | "queued")),
+        "{during}"
+    );
+    assert_eq!(during["stale"], true);
+
+    let done = wait_for(&client, &status_path, "items", "the retried build", |entry| {
+        entry["status"] == "ready" && entry["revision"].as_u64() > first["revision"].as_u64()
+    })
+    .await;
+    assert_eq!(done["stale"], false);
+    assert_eq!(done["rowCount"], 400);
+    assert_eq!(done["columns"].as_array().map(Vec::len), Some(2), "{done}");
+    let response = client.request(Method::HEAD, &stream_path).send().await.expect("head");
+    assert_eq!(response.headers()["etag"], done["etag"].as_str().unwrap_or_default());
+    app.stop().await;
+    database.drop_database().await;
+}

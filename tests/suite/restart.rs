@@ -71,13 +71,16 @@ async fn second_server_on_the_same_folder_is_refused() {
     assert!(message.contains("another Mako process"), "{message}");
 }
 
-/// Starts this test binary again, running only `child_server`, on `data_dir`.
-fn spawn_child(data_dir: &Path, port_file: &Path) -> Child {
+/// Starts this test binary again, running only `child_server`, on `data_dir`, with extra
+/// settings.
+pub fn spawn_child(data_dir: &Path, port_file: &Path, vars: &[(&str, &str)]) -> Child {
     let exe = std::env::current_exe().expect("test binary path");
+    let vars: Vec<String> = vars.iter().map(|(name, value)| format!("{name}={value}")).collect();
     Command::new(exe)
         .args(["restart::child_server", "--exact", "--ignored", "--nocapture"])
         .env("MAKO_TEST_CHILD_DATA_DIR", data_dir)
         .env("MAKO_TEST_CHILD_PORT_FILE", port_file)
+        .env("MAKO_TEST_CHILD_VARS", vars.join(";"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -85,7 +88,7 @@ fn spawn_child(data_dir: &Path, port_file: &Path) -> Child {
 }
 
 /// Waits for the child to write its address.
-fn wait_for_address(port_file: &Path) -> String {
+pub fn wait_for_address(port_file: &Path) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if let Ok(address) = std::fs::read_to_string(port_file)
@@ -104,7 +107,7 @@ async fn data_survives_kill_9() {
     let data_dir = dir.path().join("data");
     let port_file = dir.path().join("address");
 
-    let mut child = spawn_child(&data_dir, &port_file);
+    let mut child = spawn_child(&data_dir, &port_file, &[]);
     let base = format!("http://{}", wait_for_address(&port_file));
     let client = Client::new(&base);
     let (id, key) = write_data(&base, &client).await;
@@ -117,9 +120,9 @@ async fn data_survives_kill_9() {
     check_data(&app, &id, &key).await;
 }
 
-/// Runs the server process of `data_survives_kill_9`; does nothing when run on its own.
+/// Runs the server process of the kill tests; does nothing when run on its own.
 #[test]
-#[ignore = "run as a child process by data_survives_kill_9"]
+#[ignore = "run as a child process by the kill tests"]
 fn child_server() {
     let (Ok(data_dir), Ok(port_file)) = (
         std::env::var("MAKO_TEST_CHILD_DATA_DIR"),
@@ -132,6 +135,11 @@ fn child_server() {
         let mut lookup = std::collections::HashMap::new();
         lookup.insert("MAKO_ADDR".to_owned(), "127.0.0.1:0".to_owned());
         lookup.insert("MAKO_DATA_DIR".to_owned(), data_dir);
+        for pair in std::env::var("MAKO_TEST_CHILD_VARS").unwrap_or_default().split(';') {
+            if let Some((name, value)) = pair.split_once('=') {
+                lookup.insert(name.to_owned(), value.to_owned());
+            }
+        }
         let settings = mako_local::LocalSettings::from_lookup(&lookup).expect("settings");
         let app = mako_local::Application::build(settings, &lookup).await.expect("build");
         std::fs::write(&port_file, format!("{}\n", app.local_addr())).expect("writing the address");
