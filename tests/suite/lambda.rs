@@ -131,7 +131,7 @@ async fn events_drive_auth_and_workspace_functions() {
     let key = workspaces
         .invoke(
             "apigw-v2-create-api-key.json",
-            &[("SESSION", &session), ("WORKSPACE", &workspace)],
+            &[("SESSION", &session), ("WORKSPACE", &workspace), ("ROLE", "viewer")],
         )
         .await;
     assert_eq!(key["statusCode"], 201, "{key}");
@@ -372,4 +372,221 @@ async fn an_allowed_network_is_reachable_and_execute_runs_on_lambda() {
         _ => exported["body"].as_str().expect("body").to_owned(),
     };
     assert_eq!(csv, "\u{feff}answer,text\r\n42,\"a,\"\"b\"\"\"\r\n");
+}
+
+/// Sends a request with an API key straight to a function's router, as API Gateway would.
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<Value>,
+    range: Option<&str>,
+) -> axum::response::Response {
+    use tower::ServiceExt;
+    let mut request = axum::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {key}"));
+    if let Some(range) = range {
+        request = request.header("range", range);
+    }
+    let request = match body {
+        Some(body) => request
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_string())),
+        None => request.body(axum::body::Body::empty()),
+    }
+    .expect("request");
+    app.clone().oneshot(request).await.expect("the router answers")
+}
+
+async fn json_of(response: axum::response::Response) -> Value {
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+}
+
+/// The worker function builds a job from an SQS event as the event source mapping delivers
+/// it, on DynamoDB, S3 and SQS (the emulator), and the stream route serves the file from S3:
+/// small ranges through the function, large reads as a redirect to a presigned URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_function_builds_from_sqs_events_and_s3_serves_ranges() {
+    let Some(endpoint) = mako_tests::services::aws_endpoint() else {
+        return;
+    };
+    let Some(database) = mako_tests::databases::TestDatabase::postgres().await else {
+        return;
+    };
+    database
+        .run("create table wide as select g as id, md5(g::text) as a, md5((g * 7)::text) as b, md5((g * 13)::text) as c from generate_series(1, 200000) g")
+        .await;
+    let resources = mako_aws::provision::Resources::unique("mako-worker");
+    let settings = mako_aws::provision::provision(Some(&endpoint), "us-east-1", &resources, 3)
+        .await
+        .expect("emulator resources");
+    let adapters = mako_aws::connect(&settings).await.expect("adapters");
+    let lookup: HashMap<String, String> = [("MAKO_ALLOWED_DATABASE_NETWORKS", "127.0.0.0/8")]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let state = AppState::new(
+        Config::from_lookup(&lookup).expect("config"),
+        Ports {
+            store: adapters.store.clone(),
+            blobs: adapters.blobs.clone(),
+            queue: adapters.queue.clone(),
+            secrets: adapters.secrets.clone(),
+        },
+    );
+    let (session, workspace) = signed_in_workspace(&state, "worker@example.com").await;
+    let workspaces = Function::new(mako_workspaces::router, &state);
+    let key = workspaces
+        .invoke(
+            "apigw-v2-create-api-key.json",
+            &[("SESSION", &session), ("WORKSPACE", &workspace), ("ROLE", "admin")],
+        )
+        .await;
+    let key = body(&key)["data"]["key"].as_str().expect("key").to_owned();
+
+    let connectors = mako_lambda::lambda_app(mako_connectors::router(state.clone()), &state.config);
+    let url = url::Url::parse(database.url.as_deref().expect("url")).expect("url");
+    let created = call(
+        &connectors,
+        "POST",
+        &format!("/api/workspaces/{workspace}/connectors"),
+        &key,
+        Some(serde_json::json!({ "name": "Warehouse", "type": "postgresql", "host": url.host_str(),
+            "port": url.port().unwrap_or(5432), "database": url.path().trim_start_matches('/'), "username": url.username(), "tls": "disable" })),
+        None,
+    )
+    .await;
+    let created = json_of(created).await;
+    let connection = created["data"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"))
+        .to_owned();
+
+    let dashboards = mako_lambda::lambda_app(mako_dashboards::router(state.clone()), &state.config);
+    let base = format!("/api/workspaces/{workspace}/dashboards");
+    let dashboard = json_of(
+        call(
+            &dashboards,
+            "POST",
+            &base,
+            &key,
+            Some(
+                serde_json::json!({ "title": "Wide", "dataSources": [{ "id": "wide", "name": "Wide",
+                "connectionId": connection, "query": "select * from wide order by id" }] }),
+            ),
+            None,
+        )
+        .await,
+    )
+    .await;
+    let id = dashboard["data"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{dashboard}"))
+        .to_owned();
+    let triggered = call(
+        &dashboards,
+        "POST",
+        &format!("{base}/{id}/materialization/trigger"),
+        &key,
+        Some(serde_json::json!({ "dataSourceId": "wide" })),
+        None,
+    )
+    .await;
+    assert_eq!(triggered.status(), 202);
+
+    // Take the message off SQS the way the event source mapping does and build the event.
+    let received = adapters
+        .sqs
+        .client()
+        .receive_message()
+        .queue_url(&settings.queue_url)
+        .max_number_of_messages(10)
+        .visibility_timeout(60)
+        .wait_time_seconds(5)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .send()
+        .await
+        .expect("receive");
+    let records: Vec<Value> = received
+        .messages()
+        .iter()
+        .map(|message| {
+            let attributes: serde_json::Map<String, Value> = message
+                .attributes()
+                .map(|attributes| {
+                    attributes
+                        .iter()
+                        .map(|(name, value)| (name.as_str().to_owned(), Value::String(value.clone())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            serde_json::json!({
+                "messageId": message.message_id(),
+                "receiptHandle": message.receipt_handle(),
+                "body": message.body(),
+                "attributes": attributes,
+                "messageAttributes": {},
+                "md5OfBody": message.md5_of_body(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:mako-jobs.fifo",
+                "awsRegion": "us-east-1",
+            })
+        })
+        .collect();
+    assert_eq!(records.len(), 1, "one job was queued");
+    let event: aws_lambda_events::event::sqs::SqsEvent =
+        serde_json::from_value(serde_json::json!({ "Records": records })).expect("an SQS event");
+    let response = mako_worker::handle(&state, &adapters.sqs, event).await;
+    assert!(response.batch_item_failures.is_empty(), "the job succeeded");
+
+    let status = json_of(
+        call(
+            &dashboards,
+            "GET",
+            &format!("{base}/{id}/materialization/status"),
+            &key,
+            None,
+            None,
+        )
+        .await,
+    )
+    .await;
+    let entry = &status["data"]["dataSources"][0];
+    assert_eq!(entry["status"], "ready", "{entry}");
+    assert_eq!(entry["rowCount"], 200000);
+    let size = entry["byteSize"].as_u64().expect("size");
+    assert!(size > 4 * 1024 * 1024, "large enough to be redirected: {size}");
+
+    // A small range goes through the function.
+    let stream = format!("{base}/{id}/materialization/stream/wide");
+    let ranged = call(&dashboards, "GET", &stream, &key, None, Some("bytes=-4")).await;
+    assert_eq!(ranged.status(), 206);
+    assert_eq!(
+        ranged.headers()["content-range"],
+        format!("bytes {}-{}/{size}", size - 4, size - 1).as_str()
+    );
+    let tail = axum::body::to_bytes(ranged.into_body(), usize::MAX)
+        .await
+        .expect("tail");
+    assert_eq!(&tail[..], b"PAR1");
+
+    // The whole file is a redirect to S3, which serves ranges itself.
+    let whole = call(&dashboards, "GET", &stream, &key, None, None).await;
+    assert_eq!(whole.status(), 307);
+    let location = whole.headers()["location"].to_str().expect("location").to_owned();
+    let signed = mako_tests::http_client()
+        .get(&location)
+        .header("range", "bytes=0-3")
+        .send()
+        .await
+        .expect("presigned read");
+    assert_eq!(signed.status(), 206);
+    assert_eq!(&signed.bytes().await.expect("head")[..], b"PAR1");
+    database.drop_database().await;
 }

@@ -21,7 +21,7 @@ mod store;
 mod time;
 
 pub use blobs::S3Blobs;
-pub use queue::SqsQueue;
+pub use queue::{EventAdmission, EventMessage, SqsQueue};
 pub use secrets::SecretsManagerSecrets;
 pub use settings::Settings;
 pub use store::DynamoStore;
@@ -31,6 +31,8 @@ pub struct AwsAdapters {
     pub store: Arc<dyn Store>,
     pub blobs: Arc<dyn Blobs>,
     pub queue: Arc<dyn Queue>,
+    /// The same queue adapter, for the worker function that takes SQS events.
+    pub sqs: Arc<SqsQueue>,
     pub secrets: Arc<dyn Secrets>,
 }
 
@@ -47,15 +49,17 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<AwsAdapters> {
         "connected AWS adapters"
     );
 
+    let sqs = Arc::new(SqsQueue::new(
+        clients.sqs,
+        settings.queue_url.clone(),
+        settings.dead_letter_queue_url.clone(),
+        settings.queue_max_attempts,
+    ));
     Ok(AwsAdapters {
         store: Arc::new(DynamoStore::new(clients.dynamodb, settings.table.clone())),
         blobs: Arc::new(S3Blobs::new(clients.s3, settings.bucket.clone())),
-        queue: Arc::new(SqsQueue::new(
-            clients.sqs,
-            settings.queue_url.clone(),
-            settings.dead_letter_queue_url.clone(),
-            settings.queue_max_attempts,
-        )),
+        queue: sqs.clone(),
+        sqs,
         secrets: Arc::new(SecretsManagerSecrets::new(
             clients.secrets_manager,
             settings.secret_id.clone(),

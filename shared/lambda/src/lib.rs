@@ -18,10 +18,15 @@ pub use lambda_http::Error;
 
 /// Builds the shared state on the AWS adapters from the environment.
 pub async fn aws_state() -> anyhow::Result<AppState> {
+    Ok(aws_state_and_queue().await?.0)
+}
+
+/// Builds the shared state and returns the SQS adapter beside it, for the worker function.
+pub async fn aws_state_and_queue() -> anyhow::Result<(AppState, std::sync::Arc<mako_aws::SqsQueue>)> {
     let config = Config::from_env()?;
     let settings = mako_aws::Settings::from_env()?;
     let adapters = mako_aws::connect(&settings).await?;
-    Ok(AppState::new(
+    let state = AppState::new(
         config,
         Ports {
             store: adapters.store,
@@ -29,7 +34,8 @@ pub async fn aws_state() -> anyhow::Result<AppState> {
             queue: adapters.queue,
             secrets: adapters.secrets,
         },
-    ))
+    );
+    Ok((state, adapters.sqs))
 }
 
 /// Wraps a route family's router for Lambda: the common API layers, plus the client address

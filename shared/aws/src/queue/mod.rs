@@ -30,6 +30,34 @@ const JOB_ID_ATTRIBUTE: &str = "JobId";
 /// poll, which samples only some SQS servers, can.
 const DEAD_LETTER_WAIT_SECONDS: i32 = 1;
 
+/// A message as a Lambda SQS event carries it.
+#[derive(Clone, Debug, Default)]
+pub struct EventMessage {
+    pub message_id: String,
+    pub receipt: String,
+    pub body: String,
+    /// The `ApproximateReceiveCount` attribute.
+    pub receive_count: Option<String>,
+    /// The `ApproximateFirstReceiveTimestamp` attribute.
+    pub first_receive_timestamp: Option<String>,
+    /// The `MessageGroupId` attribute.
+    pub group: Option<String>,
+    /// The `JobId` message attribute, set on dead letters.
+    pub job_id: Option<String>,
+}
+
+/// What the worker function does with a message of an SQS event.
+#[derive(Debug)]
+pub enum EventAdmission {
+    /// Process it.
+    Deliver(Delivery),
+    /// A delayed job received early: its visibility now hides it until due. Report it as a
+    /// batch item failure so Lambda leaves it on the queue.
+    Deferred,
+    /// It used up its attempts and moved to the dead-letter queue.
+    Removed,
+}
+
 /// `Queue` adapter over an SQS FIFO job queue and its FIFO dead-letter queue.
 pub struct SqsQueue {
     client: Client,
@@ -73,6 +101,12 @@ impl SqsQueue {
             dead_letter_queue_url,
             max_attempts,
         }
+    }
+
+    /// The SQS client, for callers that read the queue as SQS itself does (tests of the
+    /// worker function build Lambda events from it).
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     fn backend<E, R>(operation: &'static str, queue_url: &str, error: SdkError<E, R>) -> QueueError
@@ -215,12 +249,29 @@ impl SqsQueue {
         Ok(())
     }
 
+    /// Admits a message that a Lambda SQS event delivered, with the same delays, attempt
+    /// counting and dead-lettering as [`Queue::receive`].
+    pub async fn admit_event(&self, message: EventMessage) -> EventAdmission {
+        let received = Received {
+            job_id: message.job_id.unwrap_or_else(|| message.message_id.clone()),
+            message_id: message.message_id,
+            receipt: message.receipt,
+            group: message.group.unwrap_or_default(),
+            text: message.body,
+            receive_count: message.receive_count.and_then(|count| count.parse().ok()).unwrap_or(1),
+            first_receive_millis: message
+                .first_receive_timestamp
+                .and_then(|timestamp| timestamp.parse().ok()),
+        };
+        self.admit(received).await
+    }
+
     /// Delivers, defers or dead-letters one message from the job queue. A failure to defer
     /// or dead-letter is logged and the message skipped: it becomes visible again after
     /// the visibility timeout, and failing the whole receive would lose the other leases.
-    async fn admit(&self, message: Received) -> Option<Delivery> {
+    async fn admit(&self, message: Received) -> EventAdmission {
         match admission(&message, now_millis(), self.max_attempts) {
-            Admission::Deliver(delivery) => Some(delivery),
+            Admission::Deliver(delivery) => EventAdmission::Deliver(delivery),
             Admission::Defer { seconds } => {
                 tracing::debug!(job_id = %message.job_id, seconds, "delayed job received early; hiding it until due");
                 let timeout = Duration::from_secs(seconds.unsigned_abs());
@@ -230,7 +281,7 @@ impl SqsQueue {
                         tracing::error!(job_id = %message.job_id, error = %chain(&error), "deferring a delayed job failed");
                     }
                 }
-                None
+                EventAdmission::Deferred
             }
             Admission::DeadLetter { reason } => {
                 if let Err(error) = self.dead_letter(&message, &reason).await {
@@ -241,7 +292,7 @@ impl SqsQueue {
                         "moving a job to the dead-letter queue failed"
                     );
                 }
-                None
+                EventAdmission::Removed
             }
         }
     }
@@ -373,7 +424,7 @@ impl Queue for SqsQueue {
 
             let mut deliveries = Vec::new();
             for message in messages {
-                if let Some(delivery) = self.admit(message).await {
+                if let EventAdmission::Deliver(delivery) = self.admit(message).await {
                     deliveries.push(delivery);
                 }
             }
