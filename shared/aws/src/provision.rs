@@ -30,7 +30,7 @@ const QUEUE_RETENTION_SECONDS: &str = "1209600";
 
 /// Default visibility timeout of the job queue, as in the SAM template. Every receive sets
 /// its own, so this applies only to other consumers.
-const QUEUE_VISIBILITY_SECONDS: &str = "900";
+const QUEUE_VISIBILITY_SECONDS: &str = "960";
 
 /// Length of the random suffix of [`Resources::unique`].
 const UNIQUE_SUFFIX_LEN: usize = 12;

@@ -14,13 +14,13 @@
 
 #![allow(clippy::print_stdout, reason = "a benchmark command prints its table")]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use futures::StreamExt as _;
-use serde_json::{Value, json};
+use mako_bench::{Server, git_commit, measure, median, row, start_server, verdict, with_database, write_raw};
+use serde_json::json;
 use sqlx::Connection;
 
 const DATABASE: &str = "mako_bench";
@@ -67,12 +67,6 @@ fn options() -> anyhow::Result<Options> {
     Ok(options)
 }
 
-fn with_database(url: &str, database: &str) -> anyhow::Result<String> {
-    let mut parsed = url::Url::parse(url).context("--postgres is not a URL")?;
-    parsed.set_path(&format!("/{database}"));
-    Ok(parsed.to_string())
-}
-
 /// Creates the benchmark database: 10 rows for the small query and `rows` rows of eight
 /// mixed columns for the large one.
 async fn prepare(admin_url: &str, rows: u64) -> anyhow::Result<String> {
@@ -111,135 +105,21 @@ async fn prepare(admin_url: &str, rows: u64) -> anyhow::Result<String> {
     Ok(url)
 }
 
-/// A `mako-local` process with its own data folder.
-struct Server {
-    child: Child,
-    base: String,
-    key: String,
-    workspace: String,
-    connection: String,
-    _data: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn server_binary() -> anyhow::Result<PathBuf> {
-    let here = std::env::current_exe()?;
-    let binary = here.with_file_name("mako-local");
-    if !binary.exists() {
-        bail!(
-            "{} is missing; build it first: cargo build --release -p mako-local -p mako-bench",
-            binary.display()
-        );
-    }
-    Ok(binary)
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-async fn call(request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
-    let response = request.send().await?;
-    let status = response.status();
-    let body: Value = response.json().await?;
-    if !status.is_success() {
-        bail!("{status}: {body}");
-    }
-    Ok(body)
-}
-
-/// Starts a server and creates a user, workspace, admin API key and a connection to `url`.
-async fn start_server(client: &reqwest::Client, url: &str, rows: u64) -> anyhow::Result<Server> {
-    let data = tempfile::tempdir()?;
-    let port = free_port()?;
-    let log = std::fs::File::create(data.path().join("server.log"))?;
-    let child = Command::new(server_binary()?)
-        .env("MAKO_ADDR", format!("127.0.0.1:{port}"))
-        .env("MAKO_DATA_DIR", data.path().join("data"))
-        .env("MAKO_SAMPLE_DATABASE", "false")
+/// Settings of the server under test.
+fn server_settings(rows: u64) -> Vec<(&'static str, String)> {
+    vec![
         // As many connections to the database as the driver side gets.
-        .env("MAKO_DATABASE_POOL_SIZE", CONCURRENCY.to_string())
-        .env("MAKO_EXECUTE_MAX_ROWS", rows.max(1000).to_string())
-        .env("MAKO_EXECUTE_MAX_RESULT_BYTES", (512 * 1024 * 1024).to_string())
-        .stdout(Stdio::from(log.try_clone()?))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .context("starting mako-local")?;
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        if Instant::now() > deadline {
-            bail!(
-                "mako-local did not start; see {}",
-                data.path().join("server.log").display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-
-    let origin = base.clone();
-    let registered = client
-        .post(format!("{base}/api/auth/register"))
-        .header("origin", &origin)
-        .json(&json!({ "email": "bench@example.com", "password": "benchmark password 1" }))
-        .send()
-        .await?;
-    let cookie = registered
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .filter_map(|value| value.split(';').next())
-        .collect::<Vec<_>>()
-        .join("; ");
-    let registered: Value = registered.json().await?;
-    let csrf = registered["data"]["csrfToken"].as_str().unwrap_or_default().to_owned();
-    let session = |request: reqwest::RequestBuilder| {
-        request
-            .header("cookie", &cookie)
-            .header("origin", &origin)
-            .header("x-csrf-token", &csrf)
-    };
-    let workspace = call(session(client.post(format!("{base}/api/workspaces"))).json(&json!({ "name": "Bench" })))
-        .await?["data"]["id"]
-        .as_str()
-        .context("workspace id")?
-        .to_owned();
-    let key = call(
-        session(client.post(format!("{base}/api/workspaces/{workspace}/api-keys")))
-            .json(&json!({ "name": "bench", "role": "admin" })),
-    )
-    .await?["data"]["key"]
-        .as_str()
-        .context("API key")?
-        .to_owned();
-    let connection = call(
-        client
-            .post(format!("{base}/api/workspaces/{workspace}/connectors"))
-            .bearer_auth(&key)
-            .json(&json!({ "name": "bench", "type": "postgresql", "connectionString": url, "test": true })),
-    )
-    .await?["data"]["id"]
-        .as_str()
-        .context("connection id")?
-        .to_owned();
-    Ok(Server {
-        child,
-        base,
-        key,
-        workspace,
-        connection,
-        _data: data,
-    })
+        ("MAKO_DATABASE_POOL_SIZE", CONCURRENCY.to_string()),
+        ("MAKO_EXECUTE_MAX_ROWS", rows.max(1000).to_string()),
+        ("MAKO_EXECUTE_MAX_RESULT_BYTES", (512 * 1024 * 1024).to_string()),
+    ]
 }
 
-impl Server {
+trait Execute {
+    fn execute(&self, client: &reqwest::Client, query: &str, limit: u64) -> reqwest::RequestBuilder;
+}
+
+impl Execute for Server {
     fn execute(&self, client: &reqwest::Client, query: &str, limit: u64) -> reqwest::RequestBuilder {
         client
             .post(format!("{}/api/execute", self.base))
@@ -252,69 +132,6 @@ impl Server {
                 "timeoutMs": 120_000,
             }))
     }
-
-    /// Peak resident memory of the server process so far, in bytes.
-    fn peak_memory(&self) -> anyhow::Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let line = status
-            .lines()
-            .find(|line| line.starts_with("VmHWM:"))
-            .context("no VmHWM in /proc status")?;
-        let kilobytes: u64 = line.split_whitespace().nth(1).context("VmHWM value")?.parse()?;
-        Ok(kilobytes * 1024)
-    }
-}
-
-/// Latencies and throughput of one run.
-struct Run {
-    latencies: Vec<Duration>,
-    elapsed: Duration,
-}
-
-impl Run {
-    fn percentile(&self, fraction: f64) -> f64 {
-        let mut sorted = self.latencies.clone();
-        sorted.sort();
-        let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
-        sorted[index].as_secs_f64() * 1000.0
-    }
-
-    fn per_second(&self) -> f64 {
-        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
-    }
-
-    fn json(&self) -> Value {
-        json!({
-            "requests": self.latencies.len(),
-            "elapsedSeconds": self.elapsed.as_secs_f64(),
-            "p50Ms": self.percentile(0.5),
-            "p99Ms": self.percentile(0.99),
-            "perSecond": self.per_second(),
-        })
-    }
-}
-
-/// Runs `requests` calls of `one`, `concurrency` at a time.
-async fn measure<F, Fut>(requests: usize, concurrency: usize, one: F) -> anyhow::Result<Run>
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = anyhow::Result<()>>,
-{
-    let started = Instant::now();
-    let timed = futures::stream::iter(0..requests)
-        .map(|_| {
-            let call = one();
-            async move {
-                let begun = Instant::now();
-                call.await.map(|()| begun.elapsed())
-            }
-        })
-        .buffer_unordered(concurrency)
-        .collect::<Vec<_>>()
-        .await;
-    let elapsed = started.elapsed();
-    let latencies = timed.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(Run { latencies, elapsed })
 }
 
 async fn api_small(server: &Server, client: &reqwest::Client) -> anyhow::Result<()> {
@@ -426,28 +243,6 @@ fn psql_copy(url: &str) -> anyhow::Result<Duration> {
     Ok(started.elapsed())
 }
 
-fn median(mut values: Vec<Duration>) -> Duration {
-    values.sort();
-    values[values.len() / 2]
-}
-
-fn git_commit() -> String {
-    Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .output()
-        .ok()
-        .filter(|output| output.status.success())
-        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-fn row(label: &str, ours: f64, theirs: f64, unit: &str) {
-    println!(
-        "| {label:<48} | {ours:>12.3} | {theirs:>12.3} | {:>6.2} | {unit}",
-        ours / theirs
-    );
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let options = options()?;
@@ -464,7 +259,7 @@ async fn main() -> anyhow::Result<()> {
     let version: String = sqlx::query_scalar("show server_version").fetch_one(&pool).await?;
 
     // Small query: sequential, then 32 at a time, each side warmed up first.
-    let server = start_server(&client, &url, options.rows).await?;
+    let server = start_server(&client, &url, &server_settings(options.rows)).await?;
     measure(500, CONCURRENCY, || api_small(&server, &client)).await?;
     measure(500, CONCURRENCY, || driver_small(&pool)).await?;
     let api_sequential = measure(options.requests, 1, || api_small(&server, &client)).await?;
@@ -478,7 +273,7 @@ async fn main() -> anyhow::Result<()> {
     pool.close().await;
 
     // Large result: a fresh server, so its peak memory is this phase's.
-    let server = start_server(&client, &url, options.rows).await?;
+    let server = start_server(&client, &url, &server_settings(options.rows)).await?;
     let mut api_times = Vec::new();
     let mut api_bytes = 0;
     let mut psql_times = Vec::new();
@@ -638,12 +433,4 @@ async fn main() -> anyhow::Result<()> {
     .execute(&mut admin)
     .await?;
     Ok(())
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "MISSED" }
-}
-
-fn write_raw(path: &Path, raw: &Value) -> anyhow::Result<()> {
-    std::fs::write(path, serde_json::to_vec_pretty(raw)?).with_context(|| format!("writing {}", path.display()))
 }
