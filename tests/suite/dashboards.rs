@@ -526,13 +526,19 @@ async fn postgres_data_source_reads_back_exactly_through_ranges() {
     assert_eq!(status, StatusCode::CREATED, "{connection}");
     let connection = id_of(&connection["data"]);
     let query = "select * from metrics order by id";
+    // Without the array and interval columns, PostgreSQL sends the rows as binary COPY.
+    let copied = "select id, big, small, regular, amount, ratio, day, at, at_tz, flag, real_value, double_value, \
+                  label, raw, doc, uid from metrics order by id";
     let dashboard = team
         .create_dashboard(
             &team.member,
             json!({
                 "title": "Metrics",
                 "visibility": "workspace",
-                "dataSources": [{ "id": "metrics", "name": "Metrics", "connectionId": connection, "query": query }],
+                "dataSources": [
+                    { "id": "metrics", "name": "Metrics", "connectionId": connection, "query": query },
+                    { "id": "copied", "name": "Copied", "connectionId": connection, "query": copied },
+                ],
             }),
         )
         .await;

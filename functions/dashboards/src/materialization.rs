@@ -356,7 +356,10 @@ pub async fn stream(
             "The Parquet file was replaced while it was being read; read the status again and retry.",
         ));
     }
-    let body = Body::from_stream(ReaderStream::with_capacity(read.body, 64 * 1024));
+    let body = match read.buffered {
+        Some(bytes) => Body::from(bytes),
+        None => Body::from_stream(ReaderStream::with_capacity(read.body, 64 * 1024)),
+    };
     Ok((status, response_headers, body).into_response())
 }
 

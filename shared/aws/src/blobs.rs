@@ -204,6 +204,7 @@ impl S3Blobs {
                         meta,
                         range: Some((first, last)),
                         body: Box::pin(output.body.into_async_read()),
+                        buffered: None,
                     });
                 }
                 Err(error) if is_precondition_failed(&error) && attempt == 1 => {
@@ -332,6 +333,7 @@ impl Blobs for S3Blobs {
             meta,
             range: None,
             body: Box::pin(output.body.into_async_read()),
+            buffered: None,
         })
     }
 

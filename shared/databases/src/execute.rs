@@ -76,6 +76,33 @@ pub trait RowSink: Send {
     fn begin(&mut self, statement: String, columns: Vec<Column>) -> Result<(), ConnectorError>;
     fn row(&mut self, cells: Vec<Cell>) -> Result<(), ConnectorError>;
     fn end(&mut self, end: SetEnd) -> Result<(), ConnectorError>;
+
+    /// A sink that can read PostgreSQL's binary `COPY` format returns itself here; the
+    /// PostgreSQL driver then streams a single query without parameters that way, which
+    /// skips building [`Cell`]s (see [`CopySink`]).
+    fn copy_sink(&mut self) -> Option<&mut dyn CopySink> {
+        None
+    }
+}
+
+/// A result column of a PostgreSQL binary `COPY`, with its type's OID.
+#[derive(Clone, Debug)]
+pub struct CopyColumn {
+    pub column: Column,
+    pub type_oid: u32,
+}
+
+/// Receives a query's rows as PostgreSQL's binary `COPY` stream: the columns first, then
+/// each `CopyData` message (the header, one message per row, the trailer).
+pub trait CopySink: Send {
+    /// Returns false to decline, when a column has a type the sink cannot decode; the
+    /// driver then runs the query the usual way.
+    fn begin_copy(&mut self, columns: &[CopyColumn]) -> Result<bool, ConnectorError>;
+    /// Takes one message; returns false once the row limit is reached, and the driver then
+    /// cancels the rest.
+    fn copy_data(&mut self, data: &[u8]) -> Result<bool, ConnectorError>;
+    /// Ends the stream; `truncated` when rows were left out.
+    fn end_copy(&mut self, truncated: bool) -> Result<(), ConnectorError>;
 }
 
 /// The sink that keeps every result set.

@@ -27,7 +27,7 @@ pub mod value;
 use serde::Serialize;
 
 pub use error::ConnectorError;
-pub use execute::{Collect, ExecuteOutput, ExecuteRequest, ResultSet, RowSink};
+pub use execute::{Collect, CopyColumn, CopySink, ExecuteOutput, ExecuteRequest, ResultSet, RowSink};
 pub use settings::{ConnectionConfig, ConnectionKind};
 pub use value::PortableType;
 

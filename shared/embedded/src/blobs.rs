@@ -11,6 +11,7 @@
 use std::collections::HashSet;
 use std::io::{ErrorKind, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -20,16 +21,24 @@ use mako_core::ports::blobs::validate_key;
 use mako_core::ports::{BlobError, BlobMeta, BlobRead, BlobReader, Blobs, ByteRange};
 use serde::{Deserialize, Serialize};
 use tokio::fs;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub struct FsBlobs {
     refs: PathBuf,
     objects: PathBuf,
     temp: PathBuf,
+    /// Open content files by key, with their references. This process is the folder's only
+    /// writer, and every put or delete of a key drops its entry, so an entry is current.
+    open_files: std::sync::Mutex<std::collections::HashMap<String, (Reference, Arc<std::fs::File>)>>,
+    /// Counts puts and deletes, so that a read that raced one does not cache what it opened.
+    generation: std::sync::atomic::AtomicU64,
 }
 
+/// Open content files kept at most; the cache empties when it fills.
+const MAX_OPEN_FILES: usize = 256;
+
 /// Contents of a reference file.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Reference {
     object: String,
@@ -57,6 +66,77 @@ fn io_error(error: std::io::Error) -> BlobError {
 /// and opening the file.
 const OPEN_ATTEMPTS: usize = 3;
 
+/// Ranges up to this size are read into memory by the call that opens the file.
+const MAX_BUFFERED_RANGE: u64 = 4 * 1024 * 1024;
+
+/// What an open blob reads from.
+enum Content {
+    Bytes(Vec<u8>),
+    /// Positioned at the start of the range.
+    File(std::fs::File),
+}
+
+/// Reads the content of a resolved range from an open file, into memory when it is small.
+fn read_content(file: &std::fs::File, size: u64, resolved: Option<(u64, u64)>) -> Result<Content, BlobError> {
+    use std::io::Seek;
+    use std::os::unix::fs::FileExt;
+    Ok(match resolved {
+        Some((first, last)) if last - first < MAX_BUFFERED_RANGE => {
+            let mut bytes = vec![0u8; (last - first + 1) as usize];
+            file.read_exact_at(&mut bytes, first).map_err(io_error)?;
+            Content::Bytes(bytes)
+        }
+        None if size < MAX_BUFFERED_RANGE => {
+            let mut bytes = vec![0u8; size as usize];
+            file.read_exact_at(&mut bytes, 0).map_err(io_error)?;
+            Content::Bytes(bytes)
+        }
+        Some((first, _)) => {
+            let mut file = file.try_clone().map_err(io_error)?;
+            file.seek(SeekFrom::Start(first)).map_err(io_error)?;
+            Content::File(file)
+        }
+        None => {
+            let mut file = file.try_clone().map_err(io_error)?;
+            file.rewind().map_err(io_error)?;
+            Content::File(file)
+        }
+    })
+}
+
+fn resolve(meta: &BlobMeta, range: Option<ByteRange>) -> Result<Option<(u64, u64)>, BlobError> {
+    match range {
+        Some(range) => Ok(Some(
+            range
+                .resolve(meta.size)
+                .ok_or(BlobError::RangeNotSatisfiable { size: meta.size })?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Reads a blob's reference and opens its content file, on a blocking thread.
+fn open_blocking(key: &str, reference_path: &Path, objects: &Path) -> Result<(Reference, std::fs::File), BlobError> {
+    for _ in 0..OPEN_ATTEMPTS {
+        let reference: Reference = match std::fs::read(reference_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(BlobError::backend)?,
+            Err(error) if error.kind() == ErrorKind::NotFound => {
+                return Err(BlobError::NotFound { key: key.to_owned() });
+            }
+            Err(error) => return Err(io_error(error)),
+        };
+        match std::fs::File::open(objects.join(&reference.object)) {
+            Ok(file) => return Ok((reference, file)),
+            // Replaced between reading the reference and opening: read the new reference.
+            Err(error) if error.kind() == ErrorKind::NotFound => continue,
+            Err(error) => return Err(io_error(error)),
+        }
+    }
+    Err(BlobError::backend(anyhow::anyhow!(
+        "the blob {key} kept changing while being opened"
+    )))
+}
+
 impl FsBlobs {
     /// Opens (creating) the blob folder and removes content files that no reference names.
     pub async fn open(root: &Path) -> anyhow::Result<Self> {
@@ -64,12 +144,22 @@ impl FsBlobs {
             refs: root.join("refs"),
             objects: root.join("objects"),
             temp: root.join("tmp"),
+            open_files: std::sync::Mutex::new(std::collections::HashMap::new()),
+            generation: std::sync::atomic::AtomicU64::new(0),
         };
         for dir in [&blobs.refs, &blobs.objects, &blobs.temp] {
             crate::create_private_dir(dir).with_context(|| format!("failed to create {}", dir.display()))?;
         }
         blobs.remove_orphans().await?;
         Ok(blobs)
+    }
+
+    /// Drops the open file of a key that was replaced or deleted.
+    fn forget_open(&self, key: &str) {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(mut files) = self.open_files.lock() {
+            files.remove(key);
+        }
     }
 
     fn reference_path(&self, key: &str) -> PathBuf {
@@ -212,6 +302,7 @@ impl Blobs for FsBlobs {
             self.remove_object(&reference.object).await;
             return Err(error);
         }
+        self.forget_open(key);
 
         if let Some(previous) = previous {
             self.remove_object(&previous.object).await;
@@ -226,42 +317,56 @@ impl Blobs for FsBlobs {
 
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<BlobRead, BlobError> {
         validate_key(key)?;
-        for _ in 0..OPEN_ATTEMPTS {
-            let Some(reference) = self.read_reference(key).await? else {
-                return Err(BlobError::NotFound { key: key.to_owned() });
-            };
-            let meta = reference.meta();
-            let resolved = match range {
-                Some(range) => Some(
-                    range
-                        .resolve(meta.size)
-                        .ok_or(BlobError::RangeNotSatisfiable { size: meta.size })?,
-                ),
-                None => None,
-            };
-
-            let mut file = match fs::File::open(self.objects.join(&reference.object)).await {
-                Ok(file) => file,
-                // Replaced between reading the reference and opening: read the new reference.
-                Err(error) if error.kind() == ErrorKind::NotFound => continue,
-                Err(error) => return Err(io_error(error)),
-            };
-            let body: BlobReader = match resolved {
-                Some((first, last)) => {
-                    file.seek(SeekFrom::Start(first)).await.map_err(io_error)?;
-                    Box::pin(file.take(last - first + 1))
+        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
+        let cached = self.open_files.lock().ok().and_then(|files| files.get(key).cloned());
+        let reference_path = self.reference_path(key);
+        let objects = self.objects.clone();
+        let owned_key = key.to_owned();
+        // One blocking call opens the file (unless it is open already) and reads a range up
+        // to `MAX_BUFFERED_RANGE`: the byte-range reads of Parquet readers are many and
+        // small, and each trip to the blocking pool costs more than the read itself.
+        let (reference, file, resolved, content) = tokio::task::spawn_blocking(move || {
+            let (reference, file) = match cached {
+                Some((reference, file)) => (reference, file),
+                None => {
+                    let (reference, file) = open_blocking(&owned_key, &reference_path, &objects)?;
+                    (reference, Arc::new(file))
                 }
-                None => Box::pin(file),
             };
-            return Ok(BlobRead {
-                meta,
-                range: resolved,
-                body,
-            });
+            let resolved = resolve(&reference.meta(), range)?;
+            let content = read_content(&file, reference.size, resolved)?;
+            Ok::<_, BlobError>((reference, file, resolved, content))
+        })
+        .await
+        .map_err(|error| BlobError::backend(anyhow::anyhow!("the blob read task failed: {error}")))??;
+        if let Ok(mut files) = self.open_files.lock()
+            && self.generation.load(std::sync::atomic::Ordering::SeqCst) == generation
+        {
+            if files.len() >= MAX_OPEN_FILES {
+                files.clear();
+            }
+            files.entry(key.to_owned()).or_insert_with(|| (reference.clone(), file));
         }
-        Err(BlobError::backend(anyhow::anyhow!(
-            "the blob {key} kept changing while being opened"
-        )))
+        let meta = reference.meta();
+        let (body, buffered): (BlobReader, _) = match content {
+            Content::Bytes(bytes) => {
+                let bytes = bytes::Bytes::from(bytes);
+                (Box::pin(std::io::Cursor::new(bytes.clone())), Some(bytes))
+            }
+            Content::File(file) => {
+                let file = fs::File::from_std(file);
+                match resolved {
+                    Some((first, last)) => (Box::pin(file.take(last - first + 1)), None),
+                    None => (Box::pin(file), None),
+                }
+            }
+        };
+        Ok(BlobRead {
+            meta,
+            range: resolved,
+            body,
+            buffered,
+        })
     }
 
     async fn delete(&self, key: &str) -> Result<(), BlobError> {
@@ -269,7 +374,9 @@ impl Blobs for FsBlobs {
         let Some(reference) = self.read_reference(key).await? else {
             return Ok(());
         };
-        match fs::remove_file(self.reference_path(key)).await {
+        let removed = fs::remove_file(self.reference_path(key)).await;
+        self.forget_open(key);
+        match removed {
             Ok(()) => {}
             Err(error) if error.kind() == ErrorKind::NotFound => return Ok(()),
             Err(error) => return Err(io_error(error)),

@@ -36,6 +36,7 @@ pub enum BuildError {
 pub async fn build(
     database: Arc<dyn Database>,
     request: ExecuteRequest,
+    max_rows: u64,
     blobs: Arc<dyn Blobs>,
     key: String,
 ) -> Result<(FileSummary, BlobMeta), BuildError> {
@@ -46,7 +47,7 @@ pub async fn build(
 
     let runtime = tokio::runtime::Handle::current();
     let query = tokio::task::spawn_blocking(move || {
-        let mut sink = ParquetSink::new(ChunkWriter::new(sender));
+        let mut sink = ParquetSink::new(ChunkWriter::new(sender), max_rows);
         match runtime.block_on(database.execute_into(request, &mut sink)) {
             Ok(_) => sink.finish(),
             Err(error) => {

@@ -32,7 +32,7 @@ use bytes::Bytes;
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use mako_databases::execute::SetEnd;
 use mako_databases::value::{Cell, Column};
-use mako_databases::{ConnectorError, PortableType, RowSink};
+use mako_databases::{ConnectorError, CopyColumn, CopySink, PortableType, RowSink};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -513,42 +513,136 @@ fn append(builder: &mut dyn ArrayBuilder, kind: Kind, cell: &Cell) -> bool {
     }
 }
 
-/// Writer settings shared by every artifact.
-fn properties() -> WriterProperties {
-    WriterProperties::builder()
+/// A column's values repeat enough for a dictionary when the first batch holds at most
+/// this share of distinct values.
+const DICTIONARY_SHARE: f64 = 0.5;
+
+/// Writer settings: ZSTD row groups, and per column either a dictionary (values that repeat)
+/// or, for mostly distinct integers, dates and timestamps, delta encoding, which compresses
+/// ids and times far better than plain values and costs less than a dictionary that
+/// overflows.
+fn properties(schema: &Schema, distinct: &[Option<f64>]) -> WriterProperties {
+    let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
         .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
-        .set_created_by("mako".into())
-        .build()
+        .set_created_by("mako".into());
+    for (field, share) in schema.fields().iter().zip(distinct) {
+        let Some(share) = share else { continue };
+        if *share <= DICTIONARY_SHARE {
+            continue;
+        }
+        let path = parquet::schema::types::ColumnPath::from(field.name().as_str());
+        builder = builder.set_column_dictionary_enabled(path.clone(), false);
+        let integer = matches!(
+            field.data_type(),
+            DataType::Int16
+                | DataType::Int32
+                | DataType::Int64
+                | DataType::UInt64
+                | DataType::Date32
+                | DataType::Time64(_)
+                | DataType::Timestamp(_, _)
+        );
+        if integer {
+            builder = builder.set_column_encoding(path, parquet::basic::Encoding::DELTA_BINARY_PACKED);
+        }
+    }
+    builder.build()
 }
+
+/// Share of distinct values among the non-null ones, `None` without values.
+fn distinct_share<'a>(values: impl Iterator<Item = &'a [u8]>) -> Option<f64> {
+    let mut seen = std::collections::HashSet::new();
+    let mut count = 0usize;
+    for value in values {
+        count += 1;
+        seen.insert(value);
+    }
+    (count > 0).then(|| seen.len() as f64 / count as f64)
+}
+
+/// Messages to the encoder thread.
+enum Encode {
+    Batch(RecordBatch),
+    /// Write the footer and end the file.
+    Finish,
+}
+
+/// Encodes record batches into Parquet on a thread of its own, so that reading rows and
+/// compressing row groups overlap. Dropping it without [`Encode::Finish`] fails the upload.
+fn spawn_encoder(
+    schema: SchemaRef,
+    properties: WriterProperties,
+    output: ChunkWriter,
+) -> (
+    std::sync::mpsc::SyncSender<Encode>,
+    std::thread::JoinHandle<Result<u64, String>>,
+) {
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Encode>(ENCODER_QUEUE);
+    let handle = std::thread::spawn(move || {
+        let mut writer = ArrowWriter::try_new(output, schema, Some(properties)).map_err(|error| error.to_string())?;
+        for message in receiver {
+            match message {
+                Encode::Batch(batch) => {
+                    writer.write(&batch).map_err(|error| error.to_string())?;
+                    if writer.in_progress_size() >= ROW_GROUP_BYTES {
+                        writer.flush().map_err(|error| error.to_string())?;
+                    }
+                }
+                Encode::Finish => {
+                    let output = writer.into_inner().map_err(|error| error.to_string())?;
+                    return output.finish().map_err(|error| error.to_string());
+                }
+            }
+        }
+        // The sink went away without finishing: dropping the writer fails the upload.
+        Err("the Parquet file was not finished".to_owned())
+    });
+    (sender, handle)
+}
+
+/// Batches waiting for the encoder thread.
+const ENCODER_QUEUE: usize = 2;
 
 struct Open {
     kinds: Vec<Kind>,
     builders: Vec<Box<dyn ArrayBuilder>>,
     schema: SchemaRef,
-    writer: ArrowWriter<ChunkWriter>,
+    batches: std::sync::mpsc::SyncSender<Encode>,
+    encoder: std::thread::JoinHandle<Result<u64, String>>,
 }
 
-/// A [`RowSink`] writing the first result set of a query as a Parquet file.
+/// A [`RowSink`] writing the first result set of a query as a Parquet file. It also takes
+/// PostgreSQL's binary `COPY` stream ([`CopySink`]), decoding values straight into Arrow.
 pub struct ParquetSink {
     output: Option<ChunkWriter>,
     columns: Option<Vec<Column>>,
+    /// Type OIDs of the columns in binary `COPY` mode.
+    oids: Option<Vec<u32>>,
     /// Rows read before the writer opens, which decide the types of untyped columns.
     pending: Vec<Vec<Cell>>,
+    /// The same, as binary `COPY` tuples.
+    pending_tuples: Vec<Vec<u8>>,
     open: Option<Open>,
     rows: u64,
+    max_rows: u64,
     truncated: bool,
     sets: usize,
 }
 
 impl ParquetSink {
-    pub fn new(output: ChunkWriter) -> Self {
+    /// A sink writing at most `max_rows` rows of binary `COPY` input (the driver applies the
+    /// limit to rows it hands over as cells).
+    pub fn new(output: ChunkWriter, max_rows: u64) -> Self {
         Self {
             output: Some(output),
             columns: None,
+            oids: None,
             pending: Vec::new(),
+            pending_tuples: Vec::new(),
             open: None,
             rows: 0,
+            max_rows,
             truncated: false,
             sets: 0,
         }
@@ -558,14 +652,10 @@ impl ParquetSink {
         ConnectorError::internal(anyhow::anyhow!("writing the Parquet file failed: {error}"))
     }
 
-    /// Chooses the schema from the pending rows and opens the writer.
-    fn open(&mut self) -> Result<(), ConnectorError> {
+    /// Opens the writer with `kinds` and starts the encoder thread; `distinct` is each
+    /// column's share of distinct values in the first batch.
+    fn open_with(&mut self, kinds: Vec<Kind>, distinct: &[Option<f64>]) -> Result<(), ConnectorError> {
         let columns = self.columns.clone().unwrap_or_default();
-        let kinds: Vec<Kind> = columns
-            .iter()
-            .enumerate()
-            .map(|(index, column)| choose_kind(column, &mut self.pending.iter().filter_map(|row| row.get(index))))
-            .collect();
         let fields: Vec<Field> = columns
             .iter()
             .zip(&kinds)
@@ -576,14 +666,45 @@ impl ParquetSink {
             .output
             .take()
             .ok_or_else(|| Self::io_error("the output is already closed"))?;
-        let writer = ArrowWriter::try_new(output, schema.clone(), Some(properties())).map_err(Self::io_error)?;
+        let properties = properties(&schema, distinct);
+        let (batches, encoder) = spawn_encoder(schema.clone(), properties, output);
         let builders = kinds.iter().map(|kind| kind.builder(BATCH_ROWS)).collect();
         self.open = Some(Open {
             kinds,
             builders,
             schema,
-            writer,
+            batches,
+            encoder,
         });
+        Ok(())
+    }
+
+    /// Chooses the schema from the pending rows, opens the writer and writes them.
+    fn open(&mut self) -> Result<(), ConnectorError> {
+        if self.oids.is_some() {
+            return self.open_binary();
+        }
+        let columns = self.columns.clone().unwrap_or_default();
+        let kinds: Vec<Kind> = columns
+            .iter()
+            .enumerate()
+            .map(|(index, column)| choose_kind(column, &mut self.pending.iter().filter_map(|row| row.get(index))))
+            .collect();
+        let texts: Vec<Vec<String>> = (0..columns.len())
+            .map(|index| {
+                self.pending
+                    .iter()
+                    .filter_map(|row| row.get(index))
+                    .filter(|cell| !matches!(cell, Cell::Value(Value::Null)))
+                    .map(text_of)
+                    .collect()
+            })
+            .collect();
+        let distinct: Vec<Option<f64>> = texts
+            .iter()
+            .map(|values| distinct_share(values.iter().map(|text| text.as_bytes())))
+            .collect();
+        self.open_with(kinds, &distinct)?;
         let pending = std::mem::take(&mut self.pending);
         let first_row = self.rows - pending.len() as u64;
         for (offset, row) in pending.into_iter().enumerate() {
@@ -609,7 +730,16 @@ impl ParquetSink {
                 return Err(mismatch(&column, *kind, cell, number));
             }
         }
-        if open.builders.first().is_some_and(|builder| builder.len() >= BATCH_ROWS) {
+        self.after_row()
+    }
+
+    fn after_row(&mut self) -> Result<(), ConnectorError> {
+        let full = self
+            .open
+            .as_ref()
+            .and_then(|open| open.builders.first())
+            .is_some_and(|builder| builder.len() >= BATCH_ROWS);
+        if full {
             self.write_batch()?;
         }
         Ok(())
@@ -624,11 +754,26 @@ impl ParquetSink {
         }
         let arrays: Vec<ArrayRef> = open.builders.iter_mut().map(|builder| builder.finish()).collect();
         let batch = RecordBatch::try_new(open.schema.clone(), arrays).map_err(Self::io_error)?;
-        open.writer.write(&batch).map_err(Self::io_error)?;
-        if open.writer.in_progress_size() >= ROW_GROUP_BYTES {
-            open.writer.flush().map_err(Self::io_error)?;
+        if open.batches.send(Encode::Batch(batch)).is_err() {
+            // The encoder stopped; its error says why.
+            return Err(self.encoder_error());
         }
         Ok(())
+    }
+
+    /// The error the encoder thread stopped with.
+    fn encoder_error(&mut self) -> ConnectorError {
+        match self.open.take() {
+            Some(open) => {
+                drop(open.batches);
+                match open.encoder.join() {
+                    Ok(Err(error)) => Self::io_error(error),
+                    Ok(Ok(_)) => Self::io_error("the encoder ended early"),
+                    Err(_) => Self::io_error("the encoder thread panicked"),
+                }
+            }
+            None => Self::io_error("the writer is not open"),
+        }
     }
 
     /// Writes the last rows and the footer and hands the end of the file to the upload.
@@ -646,8 +791,13 @@ impl ParquetSink {
             .iter()
             .map(|field| (field.name().clone(), field.data_type().to_string()))
             .collect();
-        let output = open.writer.into_inner().map_err(Self::io_error)?;
-        let byte_size = output.finish().map_err(Self::io_error)?;
+        let _ = open.batches.send(Encode::Finish);
+        drop(open.batches);
+        let byte_size = match open.encoder.join() {
+            Ok(Ok(size)) => size,
+            Ok(Err(error)) => return Err(Self::io_error(error)),
+            Err(_) => return Err(Self::io_error("the encoder thread panicked")),
+        };
         Ok(FileSummary {
             row_count: self.rows,
             byte_size,
@@ -660,11 +810,61 @@ impl ParquetSink {
     pub fn abort(mut self, reason: &str) {
         if let Some(output) = self.output.take() {
             output.abort(reason);
-        } else if let Some(open) = self.open.take()
-            && let Ok(output) = open.writer.into_inner()
-        {
-            output.abort(reason);
+        } else if let Some(open) = self.open.take() {
+            // Without `Finish`, the encoder drops its writer and the upload fails.
+            drop(open.batches);
+            let _ = open.encoder.join();
         }
+    }
+
+    /// Chooses the kinds from the pending binary tuples, opens the writer and writes them.
+    fn open_binary(&mut self) -> Result<(), ConnectorError> {
+        let columns = self.columns.clone().unwrap_or_default();
+        let oids = self.oids.clone().unwrap_or_default();
+        let pending = std::mem::take(&mut self.pending_tuples);
+        let mut kinds = Vec::with_capacity(columns.len());
+        for (index, (column, oid)) in columns.iter().zip(&oids).enumerate() {
+            let kind = if *oid == binary::NUMERIC && declared_decimal(&column.native_type).is_none() {
+                binary::observed_decimal(pending.iter().filter_map(|tuple| binary::field(tuple, index)))
+            } else {
+                choose_kind(column, &mut std::iter::empty())
+            };
+            kinds.push(kind);
+        }
+        let distinct: Vec<Option<f64>> = (0..columns.len())
+            .map(|index| distinct_share(pending.iter().filter_map(|tuple| binary::field(tuple, index))))
+            .collect();
+        self.open_with(kinds, &distinct)?;
+        let first_row = self.rows - pending.len() as u64;
+        for (offset, tuple) in pending.iter().enumerate() {
+            self.append_tuple(tuple, first_row + offset as u64 + 1)?;
+        }
+        Ok(())
+    }
+
+    fn append_tuple(&mut self, tuple: &[u8], number: u64) -> Result<(), ConnectorError> {
+        let Some(open) = self.open.as_mut() else {
+            return Err(Self::io_error("the writer is not open"));
+        };
+        let oids = self.oids.as_deref().unwrap_or_default();
+        let mut fields = binary::Fields::new(tuple)?;
+        for (index, (kind, builder)) in open.kinds.iter().zip(open.builders.iter_mut()).enumerate() {
+            let field = fields.next_field()?;
+            let oid = oids.get(index).copied().unwrap_or_default();
+            if !binary::append(builder.as_mut(), *kind, oid, field) {
+                let columns = self.columns.as_deref().unwrap_or_default();
+                let name = columns.get(index).map_or("?", |column| column.name.as_str());
+                return Err(ConnectorError::InvalidQuery {
+                    message: format!(
+                        "Row {number}, column \"{name}\": a value does not fit the Parquet type {} chosen for this column \
+                         (an infinite date or timestamp, a NaN decimal, or more decimal places than the first rows had). \
+                         Cast the column in the query, for example to numeric(18,4) or text.",
+                        kind.data_type()
+                    ),
+                });
+            }
+        }
+        self.after_row()
     }
 }
 
@@ -673,14 +873,7 @@ impl RowSink for ParquetSink {
         if columns.is_empty() {
             return Ok(());
         }
-        self.sets += 1;
-        if self.sets > 1 {
-            return Err(ConnectorError::InvalidQuery {
-                message: "A data source must return one result set; this query returned more. \
-                          Keep one SELECT (or one find/aggregate)."
-                    .into(),
-            });
-        }
+        self.one_set()?;
         self.columns = Some(columns);
         Ok(())
     }
@@ -700,6 +893,420 @@ impl RowSink for ParquetSink {
     fn end(&mut self, end: SetEnd) -> Result<(), ConnectorError> {
         self.truncated |= end.truncated;
         Ok(())
+    }
+
+    fn copy_sink(&mut self) -> Option<&mut dyn CopySink> {
+        Some(self)
+    }
+}
+
+impl ParquetSink {
+    fn one_set(&mut self) -> Result<(), ConnectorError> {
+        self.sets += 1;
+        if self.sets > 1 {
+            return Err(ConnectorError::InvalidQuery {
+                message: "A data source must return one result set; this query returned more. \
+                          Keep one SELECT (or one find/aggregate)."
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl CopySink for ParquetSink {
+    fn begin_copy(&mut self, columns: &[CopyColumn]) -> Result<bool, ConnectorError> {
+        if !columns.iter().all(|column| binary::supported(column.type_oid)) {
+            return Ok(false);
+        }
+        self.one_set()?;
+        self.columns = Some(columns.iter().map(|column| column.column.clone()).collect());
+        self.oids = Some(columns.iter().map(|column| column.type_oid).collect());
+        Ok(true)
+    }
+
+    fn copy_data(&mut self, data: &[u8]) -> Result<bool, ConnectorError> {
+        let data = binary::strip_header(data)?;
+        if data.is_empty() || binary::is_trailer(data) {
+            return Ok(true);
+        }
+        if self.rows >= self.max_rows {
+            self.truncated = true;
+            return Ok(false);
+        }
+        self.rows += 1;
+        if self.open.is_some() {
+            self.append_tuple(data, self.rows)?;
+        } else {
+            self.pending_tuples.push(data.to_vec());
+            if self.pending_tuples.len() >= BATCH_ROWS {
+                self.open_binary()?;
+            }
+        }
+        Ok(true)
+    }
+
+    fn end_copy(&mut self, truncated: bool) -> Result<(), ConnectorError> {
+        self.truncated |= truncated;
+        Ok(())
+    }
+}
+
+/// PostgreSQL's binary `COPY` format, decoded straight into Arrow builders.
+mod binary {
+    use super::*;
+
+    const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+
+    const BOOL: u32 = 16;
+    const BYTEA: u32 = 17;
+    const NAME: u32 = 19;
+    const INT8: u32 = 20;
+    const INT2: u32 = 21;
+    const INT4: u32 = 23;
+    const TEXT: u32 = 25;
+    const JSON: u32 = 114;
+    const FLOAT4: u32 = 700;
+    const FLOAT8: u32 = 701;
+    const BPCHAR: u32 = 1042;
+    const VARCHAR: u32 = 1043;
+    const DATE: u32 = 1082;
+    const TIME: u32 = 1083;
+    const TIMESTAMP: u32 = 1114;
+    const TIMESTAMPTZ: u32 = 1184;
+    pub const NUMERIC: u32 = 1700;
+    const UUID: u32 = 2950;
+    const JSONB: u32 = 3802;
+
+    /// Days and microseconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01.
+    const EPOCH_DAYS: i32 = 10_957;
+    const EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+    pub fn supported(oid: u32) -> bool {
+        matches!(
+            oid,
+            BOOL | BYTEA
+                | NAME
+                | INT8
+                | INT2
+                | INT4
+                | TEXT
+                | JSON
+                | FLOAT4
+                | FLOAT8
+                | BPCHAR
+                | VARCHAR
+                | DATE
+                | TIME
+                | TIMESTAMP
+                | TIMESTAMPTZ
+                | NUMERIC
+                | UUID
+                | JSONB
+        )
+    }
+
+    fn malformed() -> ConnectorError {
+        ConnectorError::internal(anyhow::anyhow!("malformed binary COPY data from PostgreSQL"))
+    }
+
+    /// Skips the header of the first message.
+    pub fn strip_header(data: &[u8]) -> Result<&[u8], ConnectorError> {
+        let Some(rest) = data.strip_prefix(SIGNATURE) else {
+            return Ok(data);
+        };
+        // Flags (4 bytes), then the length of the header extension and the extension.
+        let extension = rest
+            .get(4..8)
+            .and_then(|bytes| <[u8; 4]>::try_from(bytes).ok())
+            .map(u32::from_be_bytes)
+            .ok_or_else(malformed)?;
+        rest.get(8 + extension as usize..).ok_or_else(malformed)
+    }
+
+    pub fn is_trailer(data: &[u8]) -> bool {
+        data == [0xff, 0xff]
+    }
+
+    /// The fields of one tuple, in order.
+    pub struct Fields<'t> {
+        data: &'t [u8],
+        at: usize,
+    }
+
+    impl<'t> Fields<'t> {
+        pub fn new(data: &'t [u8]) -> Result<Self, ConnectorError> {
+            if data.len() < 2 {
+                return Err(malformed());
+            }
+            Ok(Fields { data, at: 2 })
+        }
+
+        /// The next field's bytes, `None` for NULL.
+        pub fn next_field(&mut self) -> Result<Option<&'t [u8]>, ConnectorError> {
+            let length = self
+                .data
+                .get(self.at..self.at + 4)
+                .and_then(|bytes| <[u8; 4]>::try_from(bytes).ok())
+                .map(i32::from_be_bytes)
+                .ok_or_else(malformed)?;
+            self.at += 4;
+            if length < 0 {
+                return Ok(None);
+            }
+            let end = self.at + length as usize;
+            let field = self.data.get(self.at..end).ok_or_else(malformed)?;
+            self.at = end;
+            Ok(Some(field))
+        }
+    }
+
+    /// Field `index` of a tuple; `None` for NULL or malformed data.
+    pub fn field(tuple: &[u8], index: usize) -> Option<&[u8]> {
+        let mut fields = Fields::new(tuple).ok()?;
+        for _ in 0..index {
+            fields.next_field().ok()?;
+        }
+        fields.next_field().ok().flatten()
+    }
+
+    fn be<const N: usize>(bytes: &[u8]) -> Option<[u8; N]> {
+        <[u8; N]>::try_from(bytes).ok()
+    }
+
+    /// A numeric's header: digit count, weight, sign and display scale.
+    fn numeric_header(bytes: &[u8]) -> Option<(usize, i16, u16, u16)> {
+        let digits = u16::from_be_bytes(be(bytes.get(0..2)?)?) as usize;
+        let weight = i16::from_be_bytes(be(bytes.get(2..4)?)?);
+        let sign = u16::from_be_bytes(be(bytes.get(4..6)?)?);
+        let scale = u16::from_be_bytes(be(bytes.get(6..8)?)?);
+        Some((digits, weight, sign, scale))
+    }
+
+    /// The decimal kind that fits the numerics of the first rows: their largest scale, with
+    /// room for 38 digits; text when one is NaN or infinite.
+    pub fn observed_decimal<'a>(values: impl Iterator<Item = &'a [u8]>) -> Kind {
+        let mut scale = 0u16;
+        for value in values {
+            match numeric_header(value) {
+                Some((_, _, 0x0000 | 0x4000, dscale)) => scale = scale.max(dscale),
+                _ => return Kind::Text,
+            }
+        }
+        match i8::try_from(scale) {
+            Ok(scale) if scale <= 37 => Kind::Decimal {
+                precision: MAX_DECIMAL_PRECISION,
+                scale,
+            },
+            _ => Kind::Text,
+        }
+    }
+
+    /// A numeric as its unscaled value at `scale`; `None` when it is NaN or infinite, has
+    /// more decimal places than `scale`, or more digits than `precision`.
+    fn numeric_unscaled(bytes: &[u8], precision: u8, scale: i8) -> Option<i128> {
+        let (count, weight, sign, _) = numeric_header(bytes)?;
+        if sign != 0x0000 && sign != 0x4000 {
+            return None;
+        }
+        let scale = i32::from(scale);
+        let mut value: i128 = 0;
+        for index in 0..count {
+            let digit = i128::from(u16::from_be_bytes(be(bytes.get(8 + 2 * index..10 + 2 * index)?)?));
+            let exponent = 4 * (i32::from(weight) - index as i32) + scale;
+            if exponent >= 0 {
+                value = value.checked_add(digit.checked_mul(10i128.checked_pow(exponent as u32)?)?)?;
+            } else {
+                let divisor = 10i128.checked_pow((-exponent) as u32)?;
+                if digit % divisor != 0 {
+                    return None;
+                }
+                value = value.checked_add(digit / divisor)?;
+            }
+        }
+        if value >= 10i128.checked_pow(u32::from(precision))? {
+            return None;
+        }
+        Some(if sign == 0x4000 { -value } else { value })
+    }
+
+    /// A numeric as PostgreSQL writes it as text.
+    fn numeric_text(bytes: &[u8]) -> Option<String> {
+        let (count, weight, sign, scale) = numeric_header(bytes)?;
+        match sign {
+            0xC000 => return Some("NaN".into()),
+            0xD000 => return Some("Infinity".into()),
+            0xF000 => return Some("-Infinity".into()),
+            _ => {}
+        }
+        let digit = |index: i32| -> Option<u16> {
+            if index < 0 || index as usize >= count {
+                return Some(0);
+            }
+            let at = 8 + 2 * index as usize;
+            Some(u16::from_be_bytes(be(bytes.get(at..at + 2)?)?))
+        };
+        let mut text = String::new();
+        if sign == 0x4000 {
+            text.push('-');
+        }
+        if weight < 0 {
+            text.push('0');
+        } else {
+            for index in 0..=i32::from(weight) {
+                let group = digit(index)?;
+                if index == 0 {
+                    text.push_str(&group.to_string());
+                } else {
+                    text.push_str(&format!("{group:04}"));
+                }
+            }
+        }
+        if scale > 0 {
+            text.push('.');
+            let mut fraction = String::new();
+            let mut index = i32::from(weight) + 1;
+            while fraction.len() < usize::from(scale) {
+                fraction.push_str(&format!("{:04}", digit(index)?));
+                index += 1;
+            }
+            fraction.truncate(usize::from(scale));
+            text.push_str(&fraction);
+        }
+        Some(text)
+    }
+
+    fn uuid_text(bytes: &[u8]) -> Option<String> {
+        if bytes.len() != 16 {
+            return None;
+        }
+        let hex = hex::encode(bytes);
+        Some(format!(
+            "{}-{}-{}-{}-{}",
+            &hex[0..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..32]
+        ))
+    }
+
+    /// Appends one field to a builder of `kind`; `false` when it does not fit.
+    pub fn append(builder: &mut dyn ArrayBuilder, kind: Kind, oid: u32, field: Option<&[u8]>) -> bool {
+        let any = builder.as_any_mut();
+        let Some(bytes) = field else {
+            return super::append(builder, kind, &Cell::NULL);
+        };
+        macro_rules! put {
+            ($builder:ty, $value:expr) => {
+                match (any.downcast_mut::<$builder>(), $value) {
+                    (Some(builder), Some(value)) => {
+                        builder.append_value(value);
+                        true
+                    }
+                    _ => false,
+                }
+            };
+        }
+        match kind {
+            Kind::Boolean => put!(BooleanBuilder, bytes.first().map(|byte| *byte != 0)),
+            Kind::Int16 => put!(Int16Builder, be::<2>(bytes).map(i16::from_be_bytes)),
+            Kind::Int32 => put!(Int32Builder, be::<4>(bytes).map(i32::from_be_bytes)),
+            Kind::Int64 => put!(Int64Builder, be::<8>(bytes).map(i64::from_be_bytes)),
+            Kind::Float32 => put!(Float32Builder, be::<4>(bytes).map(f32::from_be_bytes)),
+            Kind::Float64 => put!(Float64Builder, be::<8>(bytes).map(f64::from_be_bytes)),
+            Kind::Decimal { precision, scale } => {
+                put!(Decimal128Builder, numeric_unscaled(bytes, precision, scale))
+            }
+            Kind::Date => put!(
+                Date32Builder,
+                be::<4>(bytes)
+                    .map(i32::from_be_bytes)
+                    .filter(|days| *days != i32::MAX && *days != i32::MIN)
+                    .and_then(|days| days.checked_add(EPOCH_DAYS))
+            ),
+            Kind::Time => put!(Time64MicrosecondBuilder, be::<8>(bytes).map(i64::from_be_bytes)),
+            Kind::Timestamp | Kind::TimestampUtc => put!(
+                TimestampMicrosecondBuilder,
+                be::<8>(bytes)
+                    .map(i64::from_be_bytes)
+                    .filter(|micros| *micros != i64::MAX && *micros != i64::MIN)
+                    .and_then(|micros| micros.checked_add(EPOCH_MICROS))
+            ),
+            Kind::Binary => put!(BinaryBuilder, Some(bytes)),
+            Kind::Text => {
+                let text: Option<std::borrow::Cow<'_, str>> = match oid {
+                    NUMERIC => numeric_text(bytes).map(Into::into),
+                    UUID => uuid_text(bytes).map(Into::into),
+                    // jsonb starts with its format version, 1.
+                    JSONB => bytes
+                        .split_first()
+                        .filter(|(version, _)| **version == 1)
+                        .and_then(|(_, rest)| std::str::from_utf8(rest).ok())
+                        .map(Into::into),
+                    _ => std::str::from_utf8(bytes).ok().map(Into::into),
+                };
+                put!(StringBuilder, text)
+            }
+            Kind::UInt64 => false,
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// `value` as PostgreSQL's binary numeric: base-10000 digits after a header.
+        fn numeric(digits: &[u16], weight: i16, negative: bool, scale: u16) -> Vec<u8> {
+            let mut bytes = Vec::new();
+            bytes.extend_from_slice(&(digits.len() as u16).to_be_bytes());
+            bytes.extend_from_slice(&weight.to_be_bytes());
+            bytes.extend_from_slice(&(if negative { 0x4000u16 } else { 0 }).to_be_bytes());
+            bytes.extend_from_slice(&scale.to_be_bytes());
+            for digit in digits {
+                bytes.extend_from_slice(&digit.to_be_bytes());
+            }
+            bytes
+        }
+
+        #[test]
+        fn numerics_decode_exactly() {
+            // 12345.67 = 1|2345|6700 with weight 1.
+            let value = numeric(&[1, 2345, 6700], 1, false, 2);
+            assert_eq!(numeric_unscaled(&value, 12, 2), Some(1_234_567));
+            assert_eq!(numeric_unscaled(&value, 12, 4), Some(123_456_700));
+            assert_eq!(numeric_unscaled(&value, 12, 1), None, "a decimal place would be lost");
+            assert_eq!(numeric_unscaled(&value, 6, 2), None, "too many digits");
+            assert_eq!(numeric_text(&value).as_deref(), Some("12345.67"));
+            // -0.0005 = 5 at weight -1.
+            let small = numeric(&[5], -1, true, 4);
+            assert_eq!(numeric_unscaled(&small, 10, 4), Some(-5));
+            assert_eq!(numeric_text(&small).as_deref(), Some("-0.0005"));
+            // 0.14285714285714285714 (scale 20).
+            let seventh = numeric(&[1428, 5714, 2857, 1428, 5714], -1, false, 20);
+            assert_eq!(numeric_unscaled(&seventh, 38, 20), Some(14_285_714_285_714_285_714));
+            assert_eq!(numeric_text(&seventh).as_deref(), Some("0.14285714285714285714"));
+            let mut nan = numeric(&[], 0, false, 0);
+            nan[4..6].copy_from_slice(&0xC000u16.to_be_bytes());
+            assert_eq!(numeric_unscaled(&nan, 38, 0), None);
+            assert_eq!(numeric_text(&nan).as_deref(), Some("NaN"));
+            assert_eq!(numeric_text(&numeric(&[], 0, false, 0)).as_deref(), Some("0"));
+        }
+
+        #[test]
+        fn tuples_split_into_fields() {
+            let mut tuple = vec![0, 2];
+            tuple.extend_from_slice(&4i32.to_be_bytes());
+            tuple.extend_from_slice(&7i32.to_be_bytes());
+            tuple.extend_from_slice(&(-1i32).to_be_bytes());
+            let mut fields = Fields::new(&tuple).expect("tuple");
+            assert_eq!(fields.next_field().expect("first"), Some(&7i32.to_be_bytes()[..]));
+            assert_eq!(fields.next_field().expect("second"), None);
+            assert!(fields.next_field().is_err(), "no third field");
+            let mut header = SIGNATURE.to_vec();
+            header.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
+            assert_eq!(strip_header(&header).expect("header"), &[] as &[u8]);
+        }
     }
 }
 

@@ -290,7 +290,14 @@ async fn run(state: &AppState, claimed: &Claimed) -> Result<Artifact, Failure> {
         timeout: jobs.build_timeout,
     };
     let request = bound.into_request(source.database.clone(), limits, usize::MAX, true);
-    let (summary, meta) = build(database, request, state.blobs.clone(), claimed.key.clone()).await?;
+    let (summary, meta) = build(
+        database,
+        request,
+        max_rows as u64,
+        state.blobs.clone(),
+        claimed.key.clone(),
+    )
+    .await?;
     Ok(Artifact {
         key: claimed.key.clone(),
         revision: 0,

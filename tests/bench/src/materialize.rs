@@ -97,11 +97,11 @@ async fn prepare(admin_url: &str, rows: u64) -> anyhow::Result<String> {
             id bigint primary key, account text not null, amount numeric(12,2), quantity integer,
             closed date, updated_at timestamptz, active boolean, score double precision);
          insert into bench_wide
-           select g, 'Account ' || (g % 5000), (g * 7919 % 1000000) / 100.0, g % 1000,
+           select g, 'Account ' || (g % 5000), (g::bigint * 7919 % 1000000) / 100.0, g % 1000,
                   date '2020-01-01' + (g % 2000), timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second',
                   g % 3 = 0, g / 7.0
            from generate_series(1, {rows}) g;
-         vacuum analyze bench_wide;"
+         analyze bench_wide;"
     );
     sqlx::raw_sql(sqlx::AssertSqlSafe(setup))
         .execute(&mut connection)
@@ -233,6 +233,12 @@ async fn start_nginx(file: &Path) -> anyhow::Result<Nginx> {
     let root = dir.path().join("www");
     std::fs::create_dir_all(&root)?;
     std::fs::copy(file, root.join("file.parquet"))?;
+    // nginx's workers run as an unprivileged user and must read the copy.
+    use std::os::unix::fs::PermissionsExt;
+    for path in [dir.path(), root.as_path()] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+    }
+    std::fs::set_permissions(root.join("file.parquet"), std::fs::Permissions::from_mode(0o644))?;
     let port = free_port()?;
     let config = format!(
         "daemon off;
@@ -243,7 +249,7 @@ events {{ worker_connections 1024; }}
 http {{
     access_log off;
     sendfile on;
-    tcp_nopush on;
+    tcp_nodelay on;
     keepalive_requests 1000000;
     client_body_temp_path {dir}/body;
     proxy_temp_path {dir}/proxy;

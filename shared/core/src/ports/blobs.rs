@@ -95,6 +95,9 @@ pub struct BlobRead {
     /// Inclusive `(first, last)` offsets of the body when a range was requested.
     pub range: Option<(u64, u64)>,
     pub body: BlobReader,
+    /// The body's bytes, when the adapter read them already (small local ranges); `body`
+    /// reads the same bytes.
+    pub buffered: Option<bytes::Bytes>,
 }
 
 impl BlobRead {

@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use mako_core::config::ConnectorSettings;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgRow, PgSslMode, PgValueFormat};
+use sqlx::postgres::{PgColumn, PgConnectOptions, PgPool, PgRow, PgSslMode, PgValueFormat};
 use sqlx::{Column as _, Connection, Either, Executor, Row, Statement as _, ValueRef};
 
 use crate::error::{ConnectorError, tidy_message};
-use crate::execute::{Caps, ExecuteRequest, RowSink, SetWriter};
+use crate::execute::{Caps, CopyColumn, ExecuteRequest, RowSink, SetWriter};
 use crate::params::ParamValue;
 use crate::pools::{self, Pools};
 use crate::settings::{ServerConfig, TlsMode};
@@ -333,9 +333,9 @@ impl Postgres {
     /// a table, such as `numeric(12,2)`, by column index. The row description carries only
     /// the type, so the precision and scale are read from the catalog on another pooled
     /// connection. A column whose type cannot be learned is left out.
-    async fn declared_numerics(&self, database: Option<&str>, row: &PgRow) -> HashMap<usize, String> {
+    async fn declared_numerics(&self, database: Option<&str>, columns: &[PgColumn]) -> HashMap<usize, String> {
         let mut wanted: Vec<(usize, i64, i64)> = Vec::new();
-        for (index, column) in row.columns().iter().enumerate() {
+        for (index, column) in columns.iter().enumerate() {
             let numeric = column.type_info().oid().map(|oid| oid.0) == Some(decode::NUMERIC_OID);
             if let (true, Some(relation), Some(attribute)) =
                 (numeric, column.relation_id(), column.relation_attribute_no())
@@ -471,6 +471,18 @@ impl Postgres {
         canceller: &mut Canceller,
         sink: &mut dyn RowSink,
     ) -> Result<(), ConnectorError> {
+        if params.is_empty()
+            && matches!(
+                statement.keyword.as_deref(),
+                Some("SELECT" | "WITH" | "VALUES" | "TABLE")
+            )
+            && sink.copy_sink().is_some()
+            && self
+                .copy_binary(connection, database, statement, canceller, sink)
+                .await?
+        {
+            return Ok(());
+        }
         let mut writer = SetWriter::new(statement.text);
         let mut type_names: Option<HashMap<u32, String>> = None;
         let mut numerics: HashMap<usize, String> = HashMap::new();
@@ -510,7 +522,7 @@ impl Postgres {
                         }
                         if type_names.is_none() {
                             type_names = Some(self.type_names(database, &unresolved_oids(&row)).await);
-                            numerics = self.declared_numerics(database, &row).await;
+                            numerics = self.declared_numerics(database, row.columns()).await;
                         }
                         let names = type_names.as_ref().unwrap_or(&no_names);
                         let columns = || {
@@ -546,6 +558,76 @@ impl Postgres {
         } else {
             writer.end(sink, affected)
         }
+    }
+
+    /// Streams one statement as a binary `COPY` into the sink's [`CopySink`]. Returns false,
+    /// having sent nothing, when the sink declines the statement's column types.
+    async fn copy_binary(
+        &self,
+        connection: &mut sqlx::PgConnection,
+        database: Option<&str>,
+        statement: &Statement<'_>,
+        canceller: &mut Canceller,
+        sink: &mut dyn RowSink,
+    ) -> Result<bool, ConnectorError> {
+        let prepared = connection
+            .prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(
+                statement.text.to_owned(),
+            )))
+            .await
+            .map_err(|error| map_error(error, &self.target, None))?;
+        let described: Vec<PgColumn> = prepared.columns().to_vec();
+        let numerics = self.declared_numerics(database, &described).await;
+        let columns: Vec<CopyColumn> = described
+            .iter()
+            .enumerate()
+            .map(|(index, column)| {
+                let mut described = decode::column(column.name(), column.type_info(), &HashMap::new());
+                if let Some(declared) = numerics.get(&index) {
+                    described.native_type = declared.clone();
+                }
+                CopyColumn {
+                    column: described,
+                    type_oid: column.type_info().oid().map_or(0, |oid| oid.0),
+                }
+            })
+            .collect();
+        let Some(copy) = sink.copy_sink() else {
+            return Ok(false);
+        };
+        if columns.is_empty() || !copy.begin_copy(&columns)? {
+            return Ok(false);
+        }
+        // The newline keeps a trailing `--` comment of the statement from hiding the `)`.
+        let text = format!("COPY (\n{}\n) TO STDOUT (FORMAT binary)", statement.text);
+        let mut truncated = false;
+        {
+            let mut stream = connection
+                .copy_out_raw(&text)
+                .await
+                .map_err(|error| map_error(error, &self.target, None))?;
+            loop {
+                match stream.try_next().await {
+                    Ok(Some(data)) => {
+                        if !truncated && !copy.copy_data(&data)? {
+                            truncated = true;
+                            canceller.cancel().await;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(sqlx::Error::Database(error)) if truncated && error.code().as_deref() == Some("57014") => {
+                        break;
+                    }
+                    Err(error) => return Err(map_error(error, &self.target, None)),
+                }
+            }
+        }
+        if truncated {
+            canceller.armed = true;
+        }
+        tracing::debug!(truncated, "streamed a query as binary COPY");
+        copy.end_copy(truncated)?;
+        Ok(true)
     }
 
     /// Reads the columns of a statement that returned no rows.
