@@ -171,6 +171,7 @@ found = glob.glob(os.path.join(os.path.dirname(duckdb.__file__), '..', 'duckdb_e
 if not found:
     sys.exit('the postgres extension for duckdb ' + duckdb.__version__ + ' is missing; pip install duckdb-ext-postgres')
 con = duckdb.connect(config={'allow_unsigned_extensions': 'true'})
+con.execute("SET enable_progress_bar = false")
 con.execute("LOAD '" + found[0] + "'")
 con.execute("ATTACH '" + dsn + "' AS pg (TYPE postgres, READ_ONLY)")
 started = time.perf_counter()
