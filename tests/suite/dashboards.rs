@@ -1125,3 +1125,43 @@ async fn killed_worker_leaves_the_job_to_be_retried() {
     app.stop().await;
     database.drop_database().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_jobs_are_given_up_with_a_reason() {
+    // No worker runs, so a queued job shows no sign of life.
+    let team = Team::new(&[
+        ("MAKO_SAMPLE_DATABASE", "true"),
+        ("MAKO_RUN_WORKER", "false"),
+        ("MAKO_JOB_ABANDON_SECS", "600"),
+    ])
+    .await;
+    let sample = team.sample_connection().await;
+    let dashboard = team
+        .create_dashboard(
+            &team.member,
+            json!({ "title": "Stuck", "dataSources": [{ "id": "accounts", "name": "Accounts", "connectionId": sample,
+                    "query": "select * from accounts" }] }),
+        )
+        .await;
+    let id = id_of(&dashboard);
+    let (status, _) = team.trigger(&team.member, &id, "accounts").await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let entry = team.source_status(&team.member, &id, "accounts").await;
+    assert_eq!(entry["status"], "queued");
+
+    // Before the limit nothing happens; after it the job is given up with a reason.
+    let now = chrono::Utc::now();
+    let early = mako_jobs::scheduler::tick(&team.app.state, now + chrono::Duration::seconds(300)).await;
+    assert_eq!(early.abandoned, 0);
+    let late = mako_jobs::scheduler::tick(&team.app.state, now + chrono::Duration::seconds(700)).await;
+    assert_eq!(late.abandoned, 1);
+    let entry = team.source_status(&team.member, &id, "accounts").await;
+    assert_eq!(entry["status"], "error", "{entry}");
+    assert_eq!(entry["job"], Value::Null);
+    let reason = entry["lastError"].as_str().unwrap_or_default();
+    assert!(reason.contains("no progress for 10 minutes") && reason.contains("trigger"), "{reason}");
+
+    // A new trigger queues a fresh job.
+    let (_, again) = team.trigger(&team.member, &id, "accounts").await;
+    assert_eq!(again["data"]["queued"], true, "{again}");
+}
