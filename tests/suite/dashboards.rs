@@ -1159,7 +1159,10 @@ async fn silent_jobs_are_given_up_with_a_reason() {
     assert_eq!(entry["status"], "error", "{entry}");
     assert_eq!(entry["job"], Value::Null);
     let reason = entry["lastError"].as_str().unwrap_or_default();
-    assert!(reason.contains("no progress for 10 minutes") && reason.contains("trigger"), "{reason}");
+    assert!(
+        reason.contains("no progress for 10 minutes") && reason.contains("trigger"),
+        "{reason}"
+    );
 
     // A new trigger queues a fresh job.
     let (_, again) = team.trigger(&team.member, &id, "accounts").await;

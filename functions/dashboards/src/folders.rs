@@ -3,7 +3,7 @@
 //! Folders are visible to every member of the workspace and nest at most [`MAX_DEPTH`]
 //! deep. A move checks that the folders above the new place are unchanged, so two
 //! concurrent moves cannot make a cycle. A folder that is not empty is deleted only when
-//! asked to move what it holds to its parent.
+//! the request asks to move its contents to its parent.
 
 use std::collections::HashMap;
 
@@ -47,7 +47,7 @@ impl Tree {
         ))
     }
 
-    /// The folder and those above it, innermost first, stopping at `MAX_DEPTH + 1`.
+    /// Returns the folder and those above it, innermost first, stopping at `MAX_DEPTH + 1`.
     fn chain(&self, id: Option<&DashboardFolderId>) -> Vec<DashboardFolder> {
         let mut chain = Vec::new();
         let mut next = id;
@@ -247,7 +247,7 @@ pub struct DeleteQuery {
 }
 
 /// `DELETE /api/workspaces/{wid}/dashboard-folders/{fid}`: 409 when it is not empty,
-/// unless `?moveContents=true` moves what it holds to its parent first.
+/// unless `?moveContents=true` first moves its contents to its parent.
 pub async fn delete(
     State(state): State<AppState>,
     access: WorkspaceCaller,

@@ -22,8 +22,8 @@ use tokio_util::io::ReaderStream;
 use crate::dashboards::{Viewer, load_visible};
 use crate::model::parse_dashboard_id;
 
-/// Ranges larger than this are answered with a redirect to a presigned URL where the
-/// backend can sign one, because a Lambda response body is limited to 6 MB.
+/// Reads larger than this get a redirect to a presigned URL where the backend can sign one,
+/// because a Lambda response body is limited to 6 MB.
 const MAX_PROXIED_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The status of one data source.
@@ -227,7 +227,7 @@ fn accepted(data: serde_json::Value) -> Response {
         .into_response()
 }
 
-/// Whether an `If-None-Match` header matches `etag` (weak comparison, `*` included).
+/// Returns whether an `If-None-Match` header matches `etag` (weak comparison, `*` included).
 fn none_match(headers: &HeaderMap, etag: &str) -> bool {
     let Some(value) = headers.get(header::IF_NONE_MATCH).and_then(|value| value.to_str().ok()) else {
         return false;

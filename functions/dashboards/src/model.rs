@@ -77,7 +77,7 @@ pub fn check_description(text: &str) -> ApiResult<String> {
     Ok(text.trim().to_owned())
 }
 
-/// A fresh id for a data source, widget or filter.
+/// Generates an id for a data source, widget or filter.
 pub fn fresh_id(prefix: &str) -> String {
     format!("{prefix}_{}", next_ulid().to_string().to_ascii_lowercase())
 }

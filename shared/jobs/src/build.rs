@@ -23,7 +23,7 @@ pub const PARQUET_CONTENT_TYPE: &str = "application/vnd.apache.parquet";
 /// Chunks in flight between the encoder and the upload.
 const CHANNEL_CHUNKS: usize = 4;
 
-/// Why a build failed.
+/// The failure of a build.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error(transparent)]

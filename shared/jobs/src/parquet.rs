@@ -86,7 +86,7 @@ impl ChunkWriter {
         self.send(Ok(Bytes::from(chunk)))
     }
 
-    /// Sends what is buffered; the upload then sees the end of the file.
+    /// Sends the buffered bytes and closes the stream, so the upload reads the end of the file.
     pub fn finish(mut self) -> io::Result<u64> {
         self.send_buffer()?;
         self.finished = true;
@@ -123,7 +123,7 @@ impl Write for ChunkWriter {
     }
 }
 
-/// What a finished file holds.
+/// Summary of a finished file.
 #[derive(Clone, Debug)]
 pub struct FileSummary {
     pub row_count: u64,
@@ -133,7 +133,7 @@ pub struct FileSummary {
     pub columns: Vec<(String, String)>,
 }
 
-/// How the values of one column are converted.
+/// Arrow type of a column, which decides how its values are converted.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Kind {
     Boolean,
@@ -279,7 +279,7 @@ fn decimal_kind(column: &Column, values: &mut dyn Iterator<Item = &Cell>) -> Kin
     }
 }
 
-/// The kind every non-null value of a column of unknown type fits.
+/// Returns the kind that every non-null value of a column of unknown type fits.
 fn observed_kind(values: &mut dyn Iterator<Item = &Cell>) -> Kind {
     let mut kind: Option<Kind> = None;
     for value in values {
@@ -301,7 +301,7 @@ fn observed_kind(values: &mut dyn Iterator<Item = &Cell>) -> Kind {
     kind.unwrap_or(Kind::Text)
 }
 
-/// Why a value did not fit its column.
+/// Builds the error for a value that does not fit its column.
 fn mismatch(column: &Column, kind: Kind, value: &Cell, row: u64) -> ConnectorError {
     let shown: String = serde_json::to_string(value)
         .unwrap_or_default()
@@ -513,8 +513,8 @@ fn append(builder: &mut dyn ArrayBuilder, kind: Kind, cell: &Cell) -> bool {
     }
 }
 
-/// A column's values repeat enough for a dictionary when the first batch holds at most
-/// this share of distinct values.
+/// A column's values repeat enough for a dictionary when at most this share of the first
+/// batch's values are distinct.
 const DICTIONARY_SHARE: f64 = 0.5;
 
 /// Writer settings: ZSTD row groups, and per column either a dictionary (values that repeat)
@@ -631,8 +631,8 @@ pub struct ParquetSink {
 }
 
 impl ParquetSink {
-    /// A sink writing at most `max_rows` rows of binary `COPY` input (the driver applies the
-    /// limit to rows it hands over as cells).
+    /// Creates a sink that writes at most `max_rows` rows of binary `COPY` input. The driver
+    /// applies the limit itself to rows it hands over as cells.
     pub fn new(output: ChunkWriter, max_rows: u64) -> Self {
         Self {
             output: Some(output),
@@ -755,13 +755,13 @@ impl ParquetSink {
         let arrays: Vec<ArrayRef> = open.builders.iter_mut().map(|builder| builder.finish()).collect();
         let batch = RecordBatch::try_new(open.schema.clone(), arrays).map_err(Self::io_error)?;
         if open.batches.send(Encode::Batch(batch)).is_err() {
-            // The encoder stopped; its error says why.
+            // The encoder stopped, and its error gives the reason.
             return Err(self.encoder_error());
         }
         Ok(())
     }
 
-    /// The error the encoder thread stopped with.
+    /// Joins the stopped encoder thread and returns its error.
     fn encoder_error(&mut self) -> ConnectorError {
         match self.open.take() {
             Some(open) => {
@@ -1042,7 +1042,7 @@ mod binary {
             Ok(Fields { data, at: 2 })
         }
 
-        /// The next field's bytes, `None` for NULL.
+        /// Returns the next field's bytes, or `None` for NULL.
         pub fn next_field(&mut self) -> Result<Option<&'t [u8]>, ConnectorError> {
             let length = self
                 .data
@@ -1074,7 +1074,7 @@ mod binary {
         <[u8; N]>::try_from(bytes).ok()
     }
 
-    /// A numeric's header: digit count, weight, sign and display scale.
+    /// Reads a numeric's header: digit count, weight, sign and display scale.
     fn numeric_header(bytes: &[u8]) -> Option<(usize, i16, u16, u16)> {
         let digits = u16::from_be_bytes(be(bytes.get(0..2)?)?) as usize;
         let weight = i16::from_be_bytes(be(bytes.get(2..4)?)?);
@@ -1130,7 +1130,7 @@ mod binary {
         Some(if sign == 0x4000 { -value } else { value })
     }
 
-    /// A numeric as PostgreSQL writes it as text.
+    /// Formats a numeric as PostgreSQL writes it as text.
     fn numeric_text(bytes: &[u8]) -> Option<String> {
         let (count, weight, sign, scale) = numeric_header(bytes)?;
         match sign {

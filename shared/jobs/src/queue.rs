@@ -28,7 +28,7 @@ pub enum Job {
     },
 }
 
-/// What a trigger did.
+/// Result of a trigger.
 pub struct Requested {
     /// False when a job was already queued or building, so none was added.
     pub queued: bool,

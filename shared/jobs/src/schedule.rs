@@ -10,7 +10,7 @@ use mako_core::repo::dashboards::Schedule;
 /// Schedules run at most this often, so a dashboard cannot keep a worker busy on its own.
 pub const MIN_INTERVAL_MINUTES: i64 = 5;
 
-/// Why a schedule is invalid, as a sentence.
+/// Checks a schedule and returns why it is invalid, as a sentence.
 pub fn check(schedule: &Schedule) -> Result<(), String> {
     let fields = schedule.cron.split_whitespace().count();
     if fields != 5 {
@@ -59,7 +59,8 @@ fn zone(name: &str) -> Result<Tz, String> {
     })
 }
 
-/// The first run strictly after `after`, or `None` when the schedule is invalid or never runs.
+/// Returns the first run strictly after `after`, or `None` when the schedule is invalid or
+/// never runs.
 pub fn next_run(schedule: &Schedule, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let cron = parse(&schedule.cron).ok()?;
     let zone = zone(&schedule.timezone).ok()?;

@@ -18,7 +18,7 @@ use crate::schedule;
 /// Due runs and silent jobs handled per tick, at most.
 const BATCH: u32 = 200;
 
-/// What one tick did.
+/// Counts of what one tick did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TickReport {

@@ -25,13 +25,13 @@ use tokio::task::JoinHandle;
 use crate::build::{BuildError, build};
 use crate::queue::{Job, artifact_key, forget};
 
-/// Longest back-off between two attempts.
+/// Maximum back-off between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 
 /// Compare-and-set attempts on a data source's state before the worker gives up.
 const ATTEMPTS: usize = 16;
 
-/// What to do with a delivery once it was processed.
+/// Settlement of a processed delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// Acknowledge: the job is finished, failed for good, or no longer wanted.
@@ -40,7 +40,8 @@ pub enum Outcome {
     Retry(Duration),
 }
 
-/// Processes one delivery. It never fails: every error ends in an outcome.
+/// Processes one delivery. Every error becomes an outcome (retry or done), so it returns
+/// no error.
 pub async fn process(state: &AppState, delivery: &Delivery) -> Outcome {
     let job: Job = match serde_json::from_value(delivery.body.clone()) {
         Ok(job) => job,
@@ -87,7 +88,7 @@ struct Target {
     job: JobId,
 }
 
-/// What a claimed job builds.
+/// The dashboard, data source and blob key of a claimed job.
 struct Claimed {
     dashboard: Dashboard,
     source: DataSource,
@@ -167,7 +168,7 @@ async fn materialize(state: &AppState, delivery: &Delivery, target: &Target) -> 
     }
 }
 
-/// The heartbeat never ends on its own; this keeps `select!` typed.
+/// Returns the result `select!` needs for the heartbeat branch, which never ends on its own.
 fn unreachable_heartbeat() -> Result<Artifact, Failure> {
     Err(Failure {
         message: "the heartbeat stopped".into(),
@@ -175,7 +176,7 @@ fn unreachable_heartbeat() -> Result<Artifact, Failure> {
     })
 }
 
-/// Why a build failed, and whether a retry could help.
+/// The reason a build failed, and whether a retry could help.
 struct Failure {
     message: String,
     permanent: bool,

@@ -104,7 +104,7 @@ pub struct Widget {
     pub layout: Layout,
 }
 
-/// Where a global filter's value goes: a parameter of a data source.
+/// The data source parameter that receives a global filter's value.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FilterTarget {
@@ -319,12 +319,12 @@ impl<'a> Dashboards<'a> {
         }
     }
 
-    /// Every dashboard of a workspace, in creation order.
+    /// Reads every dashboard of a workspace, in creation order.
     pub async fn all(&self, workspace: &WorkspaceId) -> Result<Vec<Dashboard>, StoreError> {
         self.read_all(workspace, "DASH#").await
     }
 
-    /// Every folder of a workspace, in creation order.
+    /// Reads every folder of a workspace, in creation order.
     pub async fn all_folders(&self, workspace: &WorkspaceId) -> Result<Vec<DashboardFolder>, StoreError> {
         self.read_all(workspace, "DFOLDER#").await
     }

@@ -37,7 +37,7 @@ pub enum Status {
     Error,
 }
 
-/// Why a job was queued.
+/// The cause of a queued job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Trigger {
@@ -79,7 +79,7 @@ impl Ticket {
         }
     }
 
-    /// The last time anything happened to the job.
+    /// Returns the last time anything happened to the job.
     pub fn last_sign_of_life(&self) -> DateTime<Utc> {
         [Some(self.queued_at), self.started_at, self.heartbeat_at, self.retry_at]
             .into_iter()
@@ -212,7 +212,7 @@ impl<'a> Materializations<'a> {
         item.map(from_item::<Materialization>).transpose()
     }
 
-    /// Every materialization of a dashboard.
+    /// Reads every materialization of a dashboard.
     pub async fn of_dashboard(
         &self,
         workspace: &WorkspaceId,
