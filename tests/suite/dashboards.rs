@@ -448,6 +448,15 @@ async fn dashboard_folders_nest_move_and_delete() {
         .await;
     assert_eq!(status, StatusCode::OK, "{renamed}");
     assert_eq!(renamed["data"]["name"], "Europe");
+    let (status, stale) = team
+        .member
+        .put(
+            &team.dashboard_folders(&format!("/{emea}")),
+            json!({ "name": "Old", "version": 1 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{stale}");
+    assert_eq!(stale["details"]["currentVersion"], renamed["data"]["version"]);
 
     let dashboard = team
         .create_dashboard(
@@ -1167,4 +1176,35 @@ async fn silent_jobs_are_given_up_with_a_reason() {
     // A new trigger queues a fresh job.
     let (_, again) = team.trigger(&team.member, &id, "accounts").await;
     assert_eq!(again["data"]["queued"], true, "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trigger_all_while_the_worker_writes() {
+    let team = Team::new(SAMPLE).await;
+    let sample = team.sample_connection().await;
+    let sources: Vec<Value> = ["accounts", "contacts", "opportunities", "invoices"]
+        .iter()
+        .map(|table| json!({ "id": table, "name": table, "connectionId": sample, "query": format!("select * from {table}") }))
+        .collect();
+    let dashboard = team
+        .create_dashboard(&team.member, json!({ "title": "All", "dataSources": sources }))
+        .await;
+    let id = id_of(&dashboard);
+    let path = team.dashboards(&format!("/{id}/materialization/trigger-all"));
+    let mut revision = 0;
+    for round in 0..8 {
+        // Each round's builds write to the store while the next trigger writes too.
+        let (status, body) = team.member.post(&path, json!({})).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "round {round}: {body}");
+        assert_eq!(body["data"]["queued"], 4, "round {round}: {body}");
+        let entry = team.wait_ready(&team.member, &id, "invoices", revision).await;
+        revision = entry["revision"].as_u64().unwrap_or(0);
+        for table in ["accounts", "contacts", "opportunities"] {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while team.source_status(&team.member, &id, table).await["status"] != "ready" {
+                assert!(Instant::now() < deadline, "{table} did not finish");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
 }

@@ -150,6 +150,8 @@ pub async fn create(
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateBody {
+    /// The folder's version this change was based on, checked when present.
+    version: Option<u64>,
     name: Option<String>,
     /// A folder id, or `null` for the top level.
     #[serde(default, deserialize_with = "double_option")]
@@ -186,6 +188,19 @@ pub async fn update(
     for _ in 0..ATTEMPTS {
         let tree = Tree::load(&state, &access).await?;
         let current = tree.0.get(&id).cloned().ok_or_else(|| not_found(&id))?;
+        if let Some(based_on) = body.version
+            && based_on != current.version
+        {
+            return Err(ApiError::Conflict {
+                code: "VERSION_CONFLICT",
+                message: format!(
+                    "Dashboard folder {id} is at version {} but this change was based on version {based_on}; \
+                     read it again and resend the change.",
+                    current.version
+                ),
+                details: Some(json!({ "currentVersion": current.version, "current": current })),
+            });
+        }
         let mut next = current.clone();
         if let Some(name) = &name {
             next.name = name.clone();

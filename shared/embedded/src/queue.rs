@@ -48,7 +48,7 @@ impl SqliteQueue {
     /// Leases up to `max` group heads, dead-lettering those out of attempts.
     async fn lease(&self, max: u32, visibility: Duration) -> Result<Vec<Delivery>, QueueError> {
         let _guard = self.writer.lock().await;
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
         let now = now_millis();
         let mut delivered = Vec::new();
 
@@ -160,7 +160,7 @@ impl Queue for SqliteQueue {
         validate_job(&job)?;
         let body = serde_json::to_string(&job.body).map_err(QueueError::backend)?;
         let _guard = self.writer.lock().await;
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
         let now = now_millis();
 
         let id = ulid::Ulid::new().to_string();
@@ -233,7 +233,7 @@ impl Queue for SqliteQueue {
     async fn dead_letters(&self, max: u32, visibility: Duration) -> Result<Vec<Delivery>, QueueError> {
         validate_receive(max, visibility)?;
         let _guard = self.writer.lock().await;
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
         let now = now_millis();
 
         let rows = sqlx::query(

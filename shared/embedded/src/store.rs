@@ -357,10 +357,13 @@ impl Store for SqliteStore {
         Ok(items)
     }
 
+    // Write transactions start with BEGIN IMMEDIATE. A deferred transaction that reads and
+    // then writes cannot wait for another writer: SQLite fails its upgrade to a write lock
+    // at once with "database is locked", whatever the busy timeout.
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
         validate_item(&item)?;
         let _guard = self.writer.lock().await;
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
 
         if condition != Condition::Always {
             let current = visible_version(&mut tx, &item.key(), now()).await?;
@@ -377,7 +380,7 @@ impl Store for SqliteStore {
 
     async fn delete(&self, key: &Key, condition: Condition) -> Result<(), StoreError> {
         let _guard = self.writer.lock().await;
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
 
         if condition != Condition::Always {
             let current = visible_version(&mut tx, key, now()).await?;
@@ -422,7 +425,7 @@ impl Store for SqliteStore {
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         validate_transaction(&writes)?;
         let _guard = self.writer.lock().await;
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
         let now = now();
 
         // Every condition is checked before anything is written, so a failure leaves the
@@ -456,7 +459,7 @@ impl Store for SqliteStore {
 
     async fn increment(&self, key: &Key, delta: i64, expires_at: Option<i64>) -> Result<i64, StoreError> {
         let _guard = self.writer.lock().await;
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
         let now = now();
 
         let row = sqlx::query("SELECT value, expires_at FROM counters WHERE pk = ? AND sk = ?")

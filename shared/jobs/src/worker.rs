@@ -93,6 +93,7 @@ struct Claimed {
     dashboard: Dashboard,
     source: DataSource,
     key: String,
+    revision: u64,
     started_at: chrono::DateTime<Utc>,
 }
 
@@ -254,6 +255,7 @@ async fn claim(state: &AppState, delivery: &Delivery, target: &Target) -> Result
                 dashboard,
                 source,
                 key,
+                revision: record.revisions,
                 started_at: now,
             }));
         }
@@ -301,7 +303,7 @@ async fn run(state: &AppState, claimed: &Claimed) -> Result<Artifact, Failure> {
     .await?;
     Ok(Artifact {
         key: claimed.key.clone(),
-        revision: 0,
+        revision: claimed.revision,
         row_count: summary.row_count,
         byte_size: meta.size,
         etag: meta.etag,
@@ -348,7 +350,7 @@ async fn heartbeat(state: &AppState, delivery: &Delivery, target: &Target) {
 }
 
 /// Makes a finished build the served artifact and deletes the one it replaces.
-async fn succeed(state: &AppState, target: &Target, mut artifact: Artifact) -> Result<(), ApiError> {
+async fn succeed(state: &AppState, target: &Target, artifact: Artifact) -> Result<(), ApiError> {
     let repo = Materializations::new(&*state.store);
     for _ in 0..ATTEMPTS {
         let Some(current) = repo
@@ -364,7 +366,6 @@ async fn succeed(state: &AppState, target: &Target, mut artifact: Artifact) -> R
             state.blobs.delete(&artifact.key).await?;
             return Ok(());
         }
-        artifact.revision = record.revisions;
         let previous = record.artifact.replace(artifact.clone());
         record.job = None;
         record.last_error = None;
