@@ -1208,3 +1208,125 @@ async fn trigger_all_while_the_worker_writes() {
         }
     }
 }
+
+/// Builds one data source and waits for it to end in `ready` or `error`; returns its status.
+async fn build_one(team: &Team, connection: &str, query: &str) -> (String, Value) {
+    let dashboard = team
+        .create_dashboard(
+            &team.owner,
+            json!({ "title": "Odd", "dataSources": [{ "id": "d", "name": "d", "connectionId": connection, "query": query }] }),
+        )
+        .await;
+    let id = id_of(&dashboard);
+    team.trigger(&team.owner, &id, "d").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let entry = team.source_status(&team.owner, &id, "d").await;
+        if entry["status"] == "ready" || entry["status"] == "error" {
+            return (id, entry);
+        }
+        assert!(Instant::now() < deadline, "no result: {entry}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn column_types(entry: &Value) -> Vec<String> {
+    entry["columns"]
+        .as_array()
+        .map(|columns| {
+            columns
+                .iter()
+                .map(|c| c["type"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn awkward_values_materialize_or_explain() {
+    let team = Team::new(SAMPLE).await;
+    let sample = team.sample_connection().await;
+
+    // SQLite types an expression from its first value; the first rows decide instead.
+    let (_, mixed) = build_one(&team, &sample, "select column1 as v from (values (1), (2.5), (3))").await;
+    assert_eq!(mixed["status"], "ready", "{mixed}");
+    assert_eq!(column_types(&mixed), vec!["Float64"]);
+
+    let (_, empty) = build_one(&team, &sample, "select 1 where 0").await;
+    assert_eq!(empty["status"], "ready", "zero rows are a valid result: {empty}");
+
+    let Some(database) = TestDatabase::postgres().await else {
+        return;
+    };
+    let (status, connection) = team.admin.post(&team.path(""), body_for(&database, "Warehouse")).await;
+    assert_eq!(status, StatusCode::CREATED, "{connection}");
+    let connection = id_of(&connection["data"]);
+
+    // Duplicate names of different types, BC dates, time zones of times, intervals and
+    // decimals too long for Decimal128 (the interval keeps this off the binary COPY path).
+    let query = "select 1 as a, 'x' as a, '0044-03-15 BC'::date as d, interval '1 day' as i, \
+                 '12:00+02'::timetz as tz, 12345678901234567890123456789012345678901234567890::numeric as n";
+    let (id, odd) = build_one(&team, &connection, query).await;
+    assert_eq!(odd["status"], "ready", "{odd}");
+    assert_eq!(
+        column_types(&odd),
+        vec!["Int32", "Utf8", "Date32", "Utf8", "Utf8", "Utf8"]
+    );
+    let file = team
+        .owner
+        .request(
+            Method::GET,
+            &team.dashboards(&format!("/{id}/materialization/stream/d")),
+        )
+        .send()
+        .await
+        .expect("download")
+        .bytes()
+        .await
+        .expect("body");
+    let mut reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("a Parquet file")
+        .build()
+        .expect("a reader");
+    let batch = reader.next().expect("a batch").expect("a batch");
+    let days = batch
+        .column(2)
+        .as_any()
+        .downcast_ref::<arrow_array::Date32Array>()
+        .expect("dates")
+        .value(0);
+    let bc = chrono::NaiveDate::from_ymd_opt(-43, 3, 15).expect("44 BC");
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+    assert_eq!(i64::from(days), (bc - epoch).num_days());
+    let text = batch
+        .column(5)
+        .as_any()
+        .downcast_ref::<arrow_array::StringArray>()
+        .expect("text");
+    assert_eq!(text.value(0), "12345678901234567890123456789012345678901234567890");
+
+    // The same date through binary COPY.
+    let (_, copied) = build_one(&team, &connection, "select '0044-03-15 BC'::date as d").await;
+    assert_eq!(copied["status"], "ready", "{copied}");
+
+    let (_, none) = build_one(&team, &connection, "select from generate_series(1, 10)").await;
+    assert_eq!(none["status"], "error", "{none}");
+    assert!(
+        none["lastError"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("at least one column"),
+        "{none}"
+    );
+
+    // Wide rows close their batches early and build.
+    let (_, wide) = build_one(
+        &team,
+        &connection,
+        "select g, repeat(md5(g::text), 10000) as big from generate_series(1, 300) g",
+    )
+    .await;
+    assert_eq!(wide["status"], "ready", "{wide}");
+    assert_eq!(wide["rowCount"], 300);
+    database.drop_database().await;
+}

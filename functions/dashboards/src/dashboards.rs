@@ -13,6 +13,7 @@ use mako_core::repo::consoles::Visibility;
 use mako_core::repo::dashboards::{Dashboard, DashboardError, DashboardFolder, Dashboards, DataSource};
 use mako_core::repo::materializations::{Materializations, Trigger};
 use mako_core::{ApiError, ApiResult, AppState};
+use rand::RngExt;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -23,7 +24,7 @@ use crate::model::{
 };
 
 /// Attempts at a change that keeps meeting changes to its folders.
-const ATTEMPTS: usize = 6;
+const ATTEMPTS: usize = 12;
 
 /// The caller, as the visibility rules see them.
 pub struct Viewer {
@@ -196,16 +197,7 @@ pub async fn create(
     let widgets = check_widgets(body.widgets, &data_sources)?;
     let global_filters = check_filters(body.global_filters, &data_sources)?;
 
-    let repo = Dashboards::new(&*state.store);
-    let max = state.config.jobs.max_dashboards_per_workspace;
-    if repo.all(access.workspace_id()).await?.len() >= max as usize {
-        return Err(ApiError::conflict(
-            "LIMIT_REACHED",
-            format!(
-                "The workspace already has {max} dashboards (MAKO_MAX_DASHBOARDS_PER_WORKSPACE); delete some first."
-            ),
-        ));
-    }
+    check_limit(&state, &access).await?;
     let now = Utc::now();
     let dashboard = Dashboard {
         id: DashboardId::new(),
@@ -228,6 +220,21 @@ pub async fn create(
     Ok(created(view(&access, dashboard)))
 }
 
+/// Rejects a new dashboard when the workspace holds the maximum.
+// NOTE: the count is read before the write, so parallel creates can pass the limit by a few.
+async fn check_limit(state: &AppState, access: &WorkspaceCaller) -> ApiResult<()> {
+    let max = state.config.jobs.max_dashboards_per_workspace;
+    if Dashboards::new(&*state.store).all(access.workspace_id()).await?.len() >= max as usize {
+        return Err(ApiError::conflict(
+            "LIMIT_REACHED",
+            format!(
+                "The workspace already has {max} dashboards (MAKO_MAX_DASHBOARDS_PER_WORKSPACE); delete some first."
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Stores a new dashboard in its folder and sets up the schedules of its data sources.
 async fn store_new(state: &AppState, access: &WorkspaceCaller, dashboard: &Dashboard) -> ApiResult<()> {
     let repo = Dashboards::new(&*state.store);
@@ -242,7 +249,12 @@ async fn store_new(state: &AppState, access: &WorkspaceCaller, dashboard: &Dashb
                 stored = true;
                 break;
             }
-            Err(DashboardError::Retry) => continue,
+            Err(DashboardError::Retry) => {
+                // Creates into one folder compete for its child count: spread the retries.
+                let pause = rand::rng().random_range(5..60);
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                continue;
+            }
             Err(DashboardError::Changed) => return Err(concurrent()),
             Err(DashboardError::Store(error)) => return Err(error.into()),
         }
@@ -530,6 +542,7 @@ pub async fn duplicate(
     let viewer = Viewer::of(&access);
     viewer.require_member("duplicating a dashboard")?;
     let original = load_visible(&state, &access, &id).await?;
+    check_limit(&state, &access).await?;
 
     let mut copy = original.clone();
     copy.id = DashboardId::new();

@@ -42,6 +42,10 @@ use tokio::sync::mpsc;
 /// Rows per record batch, and the rows read before the types of untyped columns are chosen.
 pub const BATCH_ROWS: usize = 8192;
 
+/// A batch closes earlier when its values reach this many bytes, which bounds memory for
+/// wide rows and keeps Arrow's 32-bit string offsets far from overflowing.
+const BATCH_BYTES: usize = 16 * 1024 * 1024;
+
 /// A row group is closed when its encoded size reaches this many bytes or
 /// [`MAX_ROW_GROUP_ROWS`] rows, which bounds the writer's memory.
 const ROW_GROUP_BYTES: usize = 48 * 1024 * 1024;
@@ -221,6 +225,22 @@ fn decimal_digits(text: &str) -> Option<(usize, usize)> {
 
 /// Chooses the kind of a column from its type and the first batch of its values.
 fn choose_kind(column: &Column, values: &mut dyn Iterator<Item = &Cell>) -> Kind {
+    // A column without a declared type (a SQLite expression) is typed by the driver from
+    // its first value only, so the first batch decides instead.
+    let undeclared = column.native_type.is_empty()
+        && matches!(
+            column.portable,
+            PortableType::Boolean | PortableType::Int64 | PortableType::Float64 | PortableType::String
+        );
+    if undeclared {
+        // The driver writes 64-bit integers as strings.
+        let integers_as_text = column.portable == PortableType::Int64;
+        return observed(values, integers_as_text);
+    }
+    // Time zones of `timetz` values have no Arrow time type, so they stay text.
+    if column.portable == PortableType::Time && column.native_type.to_ascii_lowercase().contains("tz") {
+        return Kind::Text;
+    }
     match column.portable {
         PortableType::Boolean => Kind::Boolean,
         PortableType::Int16 => Kind::Int16,
@@ -254,24 +274,25 @@ fn decimal_kind(column: &Column, values: &mut dyn Iterator<Item = &Cell>) -> Kin
             Kind::Text
         };
     }
-    // No declared precision: keep the largest scale seen and room for 38 digits.
+    // No declared precision: keep the largest scale seen and room for 38 digits, or text
+    // when a value needs more digits than that.
     let mut scale = 0usize;
+    let mut whole = 0usize;
     for value in values {
-        match value {
-            Cell::Value(Value::Null) => {}
-            Cell::Value(Value::String(text)) => match decimal_digits(text) {
-                Some((_, fraction)) => scale = scale.max(fraction),
-                None => return Kind::Text,
-            },
-            Cell::Value(Value::Number(number)) => match decimal_digits(&number.to_string()) {
-                Some((_, fraction)) => scale = scale.max(fraction),
-                None => return Kind::Text,
-            },
-            _ => return Kind::Text,
-        }
+        let digits = match value {
+            Cell::Value(Value::Null) => continue,
+            Cell::Value(Value::String(text)) => decimal_digits(text),
+            Cell::Value(Value::Number(number)) => decimal_digits(&number.to_string()),
+            _ => None,
+        };
+        let Some((whole_digits, fraction)) = digits else {
+            return Kind::Text;
+        };
+        whole = whole.max(whole_digits);
+        scale = scale.max(fraction);
     }
     match i8::try_from(scale) {
-        Ok(scale) if scale <= 37 => Kind::Decimal {
+        Ok(scale) if whole + (scale as usize) <= usize::from(MAX_DECIMAL_PRECISION) => Kind::Decimal {
             precision: MAX_DECIMAL_PRECISION,
             scale,
         },
@@ -281,10 +302,17 @@ fn decimal_kind(column: &Column, values: &mut dyn Iterator<Item = &Cell>) -> Kin
 
 /// Returns the kind that every non-null value of a column of unknown type fits.
 fn observed_kind(values: &mut dyn Iterator<Item = &Cell>) -> Kind {
+    observed(values, false)
+}
+
+/// Returns the kind that every non-null value fits; with `integers_as_text`, strings that
+/// are 64-bit integers count as integers.
+fn observed(values: &mut dyn Iterator<Item = &Cell>, integers_as_text: bool) -> Kind {
     let mut kind: Option<Kind> = None;
     for value in values {
         let this = match value {
             Cell::Value(Value::Null) => continue,
+            Cell::Value(Value::String(text)) if integers_as_text && text.parse::<i64>().is_ok() => Kind::Int64,
             Cell::Value(Value::Bool(_)) => Kind::Boolean,
             Cell::Value(Value::Number(number)) if number.is_i64() => Kind::Int64,
             Cell::Value(Value::Number(_)) => Kind::Float64,
@@ -311,11 +339,41 @@ fn mismatch(column: &Column, kind: Kind, value: &Cell, row: u64) -> ConnectorErr
     ConnectorError::InvalidQuery {
         message: format!(
             "Row {row}, column \"{}\": the value {shown} does not fit the Parquet type {} chosen for this column. \
-         Cast the column in the query to one type (for example CAST(... AS TEXT), or numeric(p,s) with enough scale).",
+         Cast the column in the query to one type, for example to text, or to a decimal with enough precision and scale.",
             column.name,
             kind.data_type()
         ),
     }
+}
+
+/// Splits off the " BC" that PostgreSQL writes after dates before year 1.
+fn era(text: &str) -> (&str, bool) {
+    match text.strip_suffix(" BC") {
+        Some(rest) => (rest, true),
+        None => (text, false),
+    }
+}
+
+/// Parses `YYYY-MM-DD`, with PostgreSQL's " BC" suffix (1 BC is year 0).
+fn parse_date(text: &str) -> Option<NaiveDate> {
+    use chrono::Datelike;
+    let (text, bc) = era(text);
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    if bc {
+        date.with_year(1 - date.year())
+    } else {
+        Some(date)
+    }
+}
+
+/// Parses a timestamp as `/api/execute` writes it, with PostgreSQL's " BC" suffix.
+fn parse_timestamp(text: &str) -> Option<NaiveDateTime> {
+    use chrono::Datelike;
+    let (text, bc) = era(text.strip_suffix('Z').unwrap_or(text));
+    let (text, bc) = if bc { (text, true) } else { era(text) };
+    let text = text.strip_suffix('Z').unwrap_or(text);
+    let at = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+    if bc { at.with_year(1 - at.year()) } else { Some(at) }
 }
 
 fn micros_of_day(time: NaiveTime) -> i64 {
@@ -332,7 +390,8 @@ fn parse_float(value: &Value) -> Option<f64> {
             "NaN" => Some(f64::NAN),
             "Infinity" => Some(f64::INFINITY),
             "-Infinity" => Some(f64::NEG_INFINITY),
-            _ => None,
+            // 64-bit integers arrive as strings; a column of integers and floats is Float64.
+            _ => text.parse::<i64>().ok().map(|integer| integer as f64),
         },
         _ => None,
     }
@@ -478,12 +537,12 @@ fn append(builder: &mut dyn ArrayBuilder, kind: Kind, cell: &Cell) -> bool {
             _ => false,
         },
         Kind::Date => match (value, any.downcast_mut::<Date32Builder>()) {
-            (Some(Value::String(text)), Some(b)) => match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-                Ok(date) => {
+            (Some(Value::String(text)), Some(b)) => match parse_date(text) {
+                Some(date) => {
                     let days = date.signed_duration_since(NaiveDate::default()).num_days();
                     i32::try_from(days).map(|days| b.append_value(days)).is_ok()
                 }
-                Err(_) => false,
+                None => false,
             },
             _ => false,
         },
@@ -498,16 +557,13 @@ fn append(builder: &mut dyn ArrayBuilder, kind: Kind, cell: &Cell) -> bool {
             _ => false,
         },
         Kind::Timestamp | Kind::TimestampUtc => match (value, any.downcast_mut::<TimestampMicrosecondBuilder>()) {
-            (Some(Value::String(text)), Some(b)) => {
-                let naive = text.strip_suffix('Z').unwrap_or(text);
-                match NaiveDateTime::parse_from_str(naive, "%Y-%m-%dT%H:%M:%S%.f") {
-                    Ok(at) => {
-                        b.append_value(at.and_utc().timestamp_micros());
-                        true
-                    }
-                    Err(_) => false,
+            (Some(Value::String(text)), Some(b)) => match parse_timestamp(text) {
+                Some(at) => {
+                    b.append_value(at.and_utc().timestamp_micros());
+                    true
                 }
-            }
+                None => false,
+            },
             _ => false,
         },
     }
@@ -527,8 +583,17 @@ fn properties(schema: &Schema, distinct: &[Option<f64>]) -> WriterProperties {
         .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
         .set_created_by("mako".into());
     for (field, share) in schema.fields().iter().zip(distinct) {
-        let Some(share) = share else { continue };
-        if *share <= DICTIONARY_SHARE {
+        // Settings go by column path, which duplicate names share: those keep the defaults.
+        let duplicate = schema
+            .fields()
+            .iter()
+            .filter(|other| other.name() == field.name())
+            .count()
+            > 1;
+        let Some(share) = share.filter(|_| !duplicate) else {
+            continue;
+        };
+        if share <= DICTIONARY_SHARE {
             continue;
         }
         let path = parquet::schema::types::ColumnPath::from(field.name().as_str());
@@ -624,6 +689,9 @@ pub struct ParquetSink {
     /// The same, as binary `COPY` tuples.
     pending_tuples: Vec<Vec<u8>>,
     open: Option<Open>,
+    /// Approximate bytes of the rows pending or in the builders, which close a batch at
+    /// `BATCH_BYTES` so that wide rows do not pile up.
+    batch_bytes: usize,
     rows: u64,
     max_rows: u64,
     truncated: bool,
@@ -641,6 +709,7 @@ impl ParquetSink {
             pending: Vec::new(),
             pending_tuples: Vec::new(),
             open: None,
+            batch_bytes: 0,
             rows: 0,
             max_rows,
             truncated: false,
@@ -734,11 +803,12 @@ impl ParquetSink {
     }
 
     fn after_row(&mut self) -> Result<(), ConnectorError> {
-        let full = self
-            .open
-            .as_ref()
-            .and_then(|open| open.builders.first())
-            .is_some_and(|builder| builder.len() >= BATCH_ROWS);
+        let full = self.batch_bytes >= BATCH_BYTES
+            || self
+                .open
+                .as_ref()
+                .and_then(|open| open.builders.first())
+                .is_some_and(|builder| builder.len() >= BATCH_ROWS);
         if full {
             self.write_batch()?;
         }
@@ -752,6 +822,7 @@ impl ParquetSink {
         if open.builders.first().is_none_or(|builder| builder.is_empty()) {
             return Ok(());
         }
+        self.batch_bytes = 0;
         let arrays: Vec<ArrayRef> = open.builders.iter_mut().map(|builder| builder.finish()).collect();
         let batch = RecordBatch::try_new(open.schema.clone(), arrays).map_err(Self::io_error)?;
         if open.batches.send(Encode::Batch(batch)).is_err() {
@@ -778,6 +849,11 @@ impl ParquetSink {
 
     /// Writes the last rows and the footer and hands the end of the file to the upload.
     pub fn finish(mut self) -> Result<FileSummary, ConnectorError> {
+        if self.columns.as_ref().is_none_or(Vec::is_empty) {
+            return Err(ConnectorError::InvalidQuery {
+                message: "A data source must return at least one column; this query returned none.".into(),
+            });
+        }
         if self.open.is_none() {
             self.open()?;
         }
@@ -857,8 +933,8 @@ impl ParquetSink {
                 return Err(ConnectorError::InvalidQuery {
                     message: format!(
                         "Row {number}, column \"{name}\": a value does not fit the Parquet type {} chosen for this column \
-                         (an infinite date or timestamp, a NaN decimal, or more decimal places than the first rows had). \
-                         Cast the column in the query, for example to numeric(18,4) or text.",
+                         (an infinite date or timestamp, a NaN decimal, or more digits than the first rows had). \
+                         Cast the column in the query, to text or to a numeric with enough precision and scale.",
                         kind.data_type()
                     ),
                 });
@@ -880,11 +956,12 @@ impl RowSink for ParquetSink {
 
     fn row(&mut self, cells: Vec<Cell>) -> Result<(), ConnectorError> {
         self.rows += 1;
+        self.batch_bytes += mako_databases::execute::row_size(&cells);
         if self.open.is_some() {
             return self.append(cells, self.rows);
         }
         self.pending.push(cells);
-        if self.pending.len() >= BATCH_ROWS {
+        if self.pending.len() >= BATCH_ROWS || self.batch_bytes >= BATCH_BYTES {
             self.open()?;
         }
         Ok(())
@@ -935,11 +1012,12 @@ impl CopySink for ParquetSink {
             return Ok(false);
         }
         self.rows += 1;
+        self.batch_bytes += data.len();
         if self.open.is_some() {
             self.append_tuple(data, self.rows)?;
         } else {
             self.pending_tuples.push(data.to_vec());
-            if self.pending_tuples.len() >= BATCH_ROWS {
+            if self.pending_tuples.len() >= BATCH_ROWS || self.batch_bytes >= BATCH_BYTES {
                 self.open_binary()?;
             }
         }
@@ -1087,14 +1165,21 @@ mod binary {
     /// room for 38 digits; text when one is NaN or infinite.
     pub fn observed_decimal<'a>(values: impl Iterator<Item = &'a [u8]>) -> Kind {
         let mut scale = 0u16;
+        let mut whole = 0i32;
         for value in values {
             match numeric_header(value) {
-                Some((_, _, 0x0000 | 0x4000, dscale)) => scale = scale.max(dscale),
+                Some((count, weight, 0x0000 | 0x4000, dscale)) => {
+                    scale = scale.max(dscale);
+                    // Each base-10000 digit before the point holds up to four decimal digits.
+                    if count > 0 {
+                        whole = whole.max(4 * (i32::from(weight) + 1));
+                    }
+                }
                 _ => return Kind::Text,
             }
         }
         match i8::try_from(scale) {
-            Ok(scale) if scale <= 37 => Kind::Decimal {
+            Ok(scale) if whole + i32::from(scale) <= i32::from(MAX_DECIMAL_PRECISION) => Kind::Decimal {
                 precision: MAX_DECIMAL_PRECISION,
                 scale,
             },

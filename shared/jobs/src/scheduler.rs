@@ -53,20 +53,36 @@ pub async fn tick(state: &AppState, now: DateTime<Utc>) -> TickReport {
         Err(error) => tracing::warn!(error = ?error, "failed to read the due scheduled runs"),
     }
 
-    let silent_since = now - chrono::Duration::from_std(state.config.jobs.abandon_after).unwrap_or_default();
-    match repo.silent_since(silent_since, BATCH).await {
+    let jobs = &state.config.jobs;
+    let silent_since = now - chrono::Duration::from_std(jobs.abandon_after).unwrap_or_default();
+    // A job whose last allowed attempt stopped (its worker died) is never delivered again:
+    // the queue dead-letters it. Two lease periods without a heartbeat show that.
+    let last_attempt_since = now - chrono::Duration::from_std(jobs.visibility * 2).unwrap_or_default();
+    match repo.silent_since(last_attempt_since.max(silent_since), BATCH).await {
         Ok(silent) => {
             for entry in silent {
                 let mut record = entry.value;
                 let Some(ticket) = record.job.take() else { continue };
-                if ticket.last_sign_of_life() > silent_since {
+                let seen = ticket.last_sign_of_life();
+                let out_of_attempts =
+                    ticket.attempt >= jobs.max_attempts && ticket.retry_at.is_none() && seen <= last_attempt_since;
+                if seen > silent_since && !out_of_attempts {
                     continue;
                 }
-                let minutes = state.config.jobs.abandon_after.as_secs() / 60;
-                record.last_error = Some(format!(
-                    "Job {} showed no progress for {minutes} minutes (attempt {}) and was given up; trigger the build again.",
-                    ticket.id, ticket.attempt
-                ));
+                record.last_error = Some(if out_of_attempts {
+                    format!(
+                        "Job {} stopped during its last allowed attempt ({} of {}), as when the worker process dies; \
+                         trigger the build again.",
+                        ticket.id, ticket.attempt, jobs.max_attempts
+                    )
+                } else {
+                    format!(
+                        "Job {} showed no progress for {} minutes (attempt {}) and was given up; trigger the build again.",
+                        ticket.id,
+                        jobs.abandon_after.as_secs() / 60,
+                        ticket.attempt
+                    )
+                });
                 record.last_error_at = Some(now);
                 match repo.save(&record, Some(entry.version)).await {
                     Ok(Some(_)) => {
