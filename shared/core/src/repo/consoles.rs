@@ -500,22 +500,8 @@ impl<'a> Consoles<'a> {
         workspace: &WorkspaceId,
         prefix: &str,
     ) -> Result<Vec<T>, StoreError> {
-        let mut records = Vec::new();
-        let mut cursor = None;
-        loop {
-            let query = Query::partition(workspace_partition(workspace))
-                .begins_with(prefix)
-                .limit(crate::ports::store::MAX_PAGE_SIZE)
-                .after(cursor);
-            let page = self.store.query(&query).await?;
-            for item in page.items {
-                records.push(from_item::<T>(item)?.value);
-            }
-            match page.cursor {
-                Some(next) => cursor = Some(next),
-                None => return Ok(records),
-            }
-        }
+        let records = super::read_prefix::<T>(self.store, workspace_partition(workspace), prefix).await?;
+        Ok(records.into_iter().map(|record| record.value).collect())
     }
 
     /// Reads every console of a workspace, without code. The number is bounded by the

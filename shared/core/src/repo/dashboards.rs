@@ -21,7 +21,7 @@ use super::consoles::{Language, Visibility};
 use super::workspaces::workspace_partition;
 use super::{from_item, to_data};
 use crate::ids::{ConnectionId, DashboardFolderId, DashboardId, UserId, WorkspaceId};
-use crate::ports::{Condition, Item, Key, Query, Store, StoreError, Write};
+use crate::ports::{Condition, Item, Key, Store, StoreError, Write};
 
 /// When a data source is rebuilt on its own: a cron expression read in a time zone.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -296,27 +296,14 @@ impl<'a> Dashboards<'a> {
             .map(|record| record.value))
     }
 
+    /// Reads every record under `prefix` of a workspace.
     async fn read_all<T: serde::de::DeserializeOwned>(
         &self,
         workspace: &WorkspaceId,
         prefix: &str,
     ) -> Result<Vec<T>, StoreError> {
-        let mut records = Vec::new();
-        let mut cursor = None;
-        loop {
-            let query = Query::partition(workspace_partition(workspace))
-                .begins_with(prefix)
-                .limit(crate::ports::store::MAX_PAGE_SIZE)
-                .after(cursor);
-            let page = self.store.query(&query).await?;
-            for item in page.items {
-                records.push(from_item::<T>(item)?.value);
-            }
-            match page.cursor {
-                Some(next) => cursor = Some(next),
-                None => return Ok(records),
-            }
-        }
+        let records = super::read_prefix::<T>(self.store, workspace_partition(workspace), prefix).await?;
+        Ok(records.into_iter().map(|record| record.value).collect())
     }
 
     /// Reads every dashboard of a workspace, in creation order.

@@ -218,22 +218,7 @@ impl<'a> Materializations<'a> {
         workspace: &WorkspaceId,
         dashboard: &DashboardId,
     ) -> Result<Vec<Versioned<Materialization>>, StoreError> {
-        let mut records = Vec::new();
-        let mut cursor = None;
-        loop {
-            let query = Query::partition(workspace_partition(workspace))
-                .begins_with(format!("MAT#{dashboard}#"))
-                .limit(crate::ports::store::MAX_PAGE_SIZE)
-                .after(cursor);
-            let page = self.store.query(&query).await?;
-            for item in page.items {
-                records.push(from_item::<Materialization>(item)?);
-            }
-            match page.cursor {
-                Some(next) => cursor = Some(next),
-                None => return Ok(records),
-            }
-        }
+        super::read_prefix(self.store, workspace_partition(workspace), &format!("MAT#{dashboard}#")).await
     }
 
     /// Writes `record` if the stored one is still at `read_at` (`None`: if there is none).

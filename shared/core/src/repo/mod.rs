@@ -77,3 +77,27 @@ pub(crate) async fn query_records<T: DeserializeOwned>(
         .collect::<Result<_, _>>()?;
     Ok((records, page.cursor))
 }
+
+/// Reads every record under `prefix` of a partition, page by page, with the store versions.
+pub(crate) async fn read_prefix<T: DeserializeOwned>(
+    store: &dyn Store,
+    partition: String,
+    prefix: &str,
+) -> Result<Vec<Versioned<T>>, StoreError> {
+    let mut records = Vec::new();
+    let mut cursor = None;
+    loop {
+        let query = Query::partition(partition.clone())
+            .begins_with(prefix)
+            .limit(crate::ports::store::MAX_PAGE_SIZE)
+            .after(cursor);
+        let page = store.query(&query).await?;
+        for item in page.items {
+            records.push(from_item::<T>(item)?);
+        }
+        match page.cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(records),
+        }
+    }
+}
