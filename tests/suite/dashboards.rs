@@ -125,7 +125,7 @@ fn micros(text: &str) -> i64 {
 /// Compares one value read from Parquet with the value `/api/execute` returned.
 fn same_value(portable: &str, expected: &Value, parquet: &Value, scale: Option<u64>) -> bool {
     if matches!(portable, "json" | "array" | "interval" | "document") {
-        // Parquet holds the JSON text, so a JSON `null` stays apart from SQL NULL there,
+        // Parquet stores the JSON text, so a JSON `null` stays apart from SQL NULL there,
         // while `/api/execute` writes both as `null`.
         return match parquet {
             Value::Null => expected.is_null(),
@@ -373,7 +373,8 @@ async fn dashboards_follow_roles_versions_and_duplicate_deeply() {
         .iter()
         .map(id_of)
         .collect();
-    assert!(!copy_sources.contains(&"invoices".to_owned()) && !copy_sources.contains(&accounts));
+    assert!(!copy_sources.contains(&"invoices".to_owned()));
+    assert!(!copy_sources.contains(&accounts));
     let widgets = copy["widgets"].as_array().expect("widgets");
     for (widget, original) in widgets.iter().zip(dashboard["widgets"].as_array().expect("widgets")) {
         assert_ne!(widget["id"], original["id"]);

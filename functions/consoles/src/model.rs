@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use mako_databases::params::{ParamType, Style};
 use mako_databases::service;
 use mako_databases::settings::ConnectionKind;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::tree::{Tree, Viewer};
@@ -27,14 +27,7 @@ const MAX_DEFAULT_BYTES: usize = 4096;
 /// Maximum number of parameters one console declares.
 const MAX_PARAMETERS: usize = 50;
 
-/// Reads a field that may be absent (keep), `null` (clear) or a value (set).
-pub fn double_option<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
-}
+pub use mako_core::http::double_option;
 
 /// Reads a JSON body that may be left out: an empty body is `T::default()`.
 pub fn optional_json<T: Default + serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {

@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 
-use mako_core::access::Role;
 use mako_core::auth::WorkspaceCaller;
 use mako_core::ids::{FolderId, UserId};
 use mako_core::repo::consoles::{Consoles, Folder, Visibility};
@@ -17,49 +16,7 @@ use mako_core::{ApiError, ApiResult, AppState};
 /// Folders nest at most this deep.
 pub const MAX_DEPTH: usize = 8;
 
-/// The caller, as the visibility rules see them.
-pub struct Viewer {
-    pub user: UserId,
-    pub role: Role,
-    /// Whether the role is an API key's, which may be lower than its creator's.
-    pub by_key: bool,
-}
-
-impl Viewer {
-    pub fn of(access: &WorkspaceCaller) -> Viewer {
-        Viewer {
-            user: access.caller.user_id().clone(),
-            role: access.role,
-            by_key: access.caller.key_workspace().is_some(),
-        }
-    }
-
-    /// Returns whether an item itself (not its folders) is visible.
-    pub fn sees(&self, owner: &UserId, visibility: Visibility) -> bool {
-        visibility == Visibility::Workspace || owner == &self.user
-    }
-
-    /// Returns whether a visible item may be changed or deleted.
-    pub fn may_edit(&self, owner: &UserId, visibility: Visibility) -> bool {
-        self.role >= Role::Member && self.sees(owner, visibility) && (owner == &self.user || self.role >= Role::Admin)
-    }
-
-    /// Rejects viewers, naming the action.
-    pub fn require_member(&self, action: &str) -> ApiResult<()> {
-        if self.role >= Role::Member {
-            return Ok(());
-        }
-        let subject = if self.by_key {
-            "This API key's role"
-        } else {
-            "Your role in this workspace"
-        };
-        Err(ApiError::Forbidden {
-            code: "ROLE_TOO_LOW",
-            message: format!("{subject} is {}; {action} needs member or higher.", self.role),
-        })
-    }
-}
+pub use mako_core::access::Viewer;
 
 /// Every folder of a workspace, by id.
 pub struct Tree {

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use axum::extract::State;
 use axum::response::Response;
 use chrono::Utc;
-use mako_core::access::Role;
+use mako_core::access::Viewer;
 use mako_core::auth::WorkspaceCaller;
 use mako_core::http::{ApiJson, ApiPath, ApiQuery, created, ok};
-use mako_core::ids::{DashboardFolderId, DashboardId, UserId};
+use mako_core::ids::{DashboardFolderId, DashboardId};
 use mako_core::repo::consoles::Visibility;
 use mako_core::repo::dashboards::{Dashboard, DashboardError, DashboardFolder, Dashboards, DataSource};
 use mako_core::repo::materializations::{Materializations, Trigger};
@@ -26,67 +26,35 @@ use crate::model::{
 /// Attempts at a change that keeps meeting changes to its folders.
 const ATTEMPTS: usize = 12;
 
-/// The caller, as the visibility rules see them.
-pub struct Viewer {
-    pub user: UserId,
-    pub role: Role,
-    pub by_key: bool,
+/// Returns whether the caller sees a dashboard.
+pub fn sees(viewer: &Viewer, dashboard: &Dashboard) -> bool {
+    viewer.sees(&dashboard.owner_id, dashboard.visibility)
 }
 
-impl Viewer {
-    pub fn of(access: &WorkspaceCaller) -> Viewer {
-        Viewer {
-            user: access.caller.user_id().clone(),
-            role: access.role,
-            by_key: access.caller.key_workspace().is_some(),
-        }
-    }
+/// Returns whether the caller may change or delete a dashboard.
+pub fn may_edit(viewer: &Viewer, dashboard: &Dashboard) -> bool {
+    viewer.may_edit(&dashboard.owner_id, dashboard.visibility)
+}
 
-    pub fn sees(&self, dashboard: &Dashboard) -> bool {
-        dashboard.visibility == Visibility::Workspace || dashboard.owner_id == self.user
+/// Rejects a caller who may not change a visible dashboard, naming the action.
+pub fn require_edit(viewer: &Viewer, dashboard: &Dashboard, action: &str) -> ApiResult<()> {
+    viewer.require_member(action)?;
+    if may_edit(viewer, dashboard) {
+        return Ok(());
     }
-
-    pub fn may_edit(&self, dashboard: &Dashboard) -> bool {
-        self.role >= Role::Member
-            && self.sees(dashboard)
-            && (dashboard.owner_id == self.user || self.role >= Role::Admin)
-    }
-
-    /// Rejects viewers, naming the action.
-    pub fn require_member(&self, action: &str) -> ApiResult<()> {
-        if self.role >= Role::Member {
-            return Ok(());
-        }
-        let subject = if self.by_key {
-            "This API key's role"
-        } else {
-            "Your role in this workspace"
-        };
-        Err(ApiError::Forbidden {
-            code: "ROLE_TOO_LOW",
-            message: format!("{subject} is {}; {action} needs member or higher.", self.role),
-        })
-    }
-
-    pub fn require_edit(&self, dashboard: &Dashboard, action: &str) -> ApiResult<()> {
-        self.require_member(action)?;
-        if self.may_edit(dashboard) {
-            return Ok(());
-        }
-        Err(ApiError::Forbidden {
-            code: "NOT_EDITABLE",
-            message: format!(
-                "Dashboard {} belongs to another member; {action} needs its owner, an admin or an owner of the workspace.",
-                dashboard.id
-            ),
-        })
-    }
+    Err(ApiError::Forbidden {
+        code: "NOT_EDITABLE",
+        message: format!(
+            "Dashboard {} belongs to another member; {action} needs its owner, an admin or an owner of the workspace.",
+            dashboard.id
+        ),
+    })
 }
 
 /// Reads a dashboard the caller can see; hidden ones are 404 like missing ones.
 pub async fn load_visible(state: &AppState, access: &WorkspaceCaller, id: &DashboardId) -> ApiResult<Dashboard> {
     match Dashboards::new(&*state.store).get(access.workspace_id(), id).await? {
-        Some(dashboard) if Viewer::of(access).sees(&dashboard) => Ok(dashboard),
+        Some(dashboard) if sees(&Viewer::of(access), &dashboard) => Ok(dashboard),
         _ => Err(ApiError::not_found(format!(
             "Dashboard {id} was not found in this workspace."
         ))),
@@ -108,7 +76,7 @@ pub async fn load_folder(
 }
 
 fn view(access: &WorkspaceCaller, dashboard: Dashboard) -> DashboardView {
-    let can_edit = Viewer::of(access).may_edit(&dashboard);
+    let can_edit = may_edit(&Viewer::of(access), &dashboard);
     DashboardView { dashboard, can_edit }
 }
 
@@ -145,7 +113,7 @@ pub async fn list(
         .all(access.workspace_id())
         .await?
         .into_iter()
-        .filter(|dashboard| viewer.sees(dashboard))
+        .filter(|dashboard| sees(&viewer, dashboard))
         .filter(|dashboard| folder.as_ref().is_none_or(|folder| &dashboard.folder_id == folder))
         .filter(|dashboard| {
             search.as_ref().is_none_or(|search| {
@@ -156,7 +124,7 @@ pub async fn list(
     dashboards.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then_with(|| b.id.cmp(&a.id)));
     let summaries: Vec<DashboardSummary> = dashboards
         .iter()
-        .map(|dashboard| DashboardSummary::new(dashboard, viewer.may_edit(dashboard)))
+        .map(|dashboard| DashboardSummary::new(dashboard, may_edit(&viewer, dashboard)))
         .collect();
     Ok(ok(summaries))
 }
@@ -220,7 +188,7 @@ pub async fn create(
     Ok(created(view(&access, dashboard)))
 }
 
-/// Rejects a new dashboard when the workspace holds the maximum.
+/// Rejects a new dashboard when the workspace already contains the maximum.
 // NOTE: the count is read before the write, so parallel creates can pass the limit by a few.
 async fn check_limit(state: &AppState, access: &WorkspaceCaller) -> ApiResult<()> {
     let max = state.config.jobs.max_dashboards_per_workspace;
@@ -311,7 +279,7 @@ pub async fn update(
         ));
     };
     let current = load_visible(&state, &access, &id).await?;
-    viewer.require_edit(&current, "changing it")?;
+    require_edit(&viewer, &current, "changing it")?;
     if current.version != based_on {
         return Err(stale(&access, current, based_on));
     }
@@ -484,7 +452,7 @@ pub async fn delete(
     let repo = Dashboards::new(&*state.store);
     for _ in 0..ATTEMPTS {
         let dashboard = load_visible(&state, &access, &id).await?;
-        Viewer::of(&access).require_edit(&dashboard, "deleting it")?;
+        require_edit(&Viewer::of(&access), &dashboard, "deleting it")?;
         let folder = match &dashboard.folder_id {
             Some(folder) => repo.folder(access.workspace_id(), folder).await?,
             None => None,

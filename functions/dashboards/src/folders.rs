@@ -3,7 +3,7 @@
 //! Folders are visible to every member of the workspace and nest at most [`MAX_DEPTH`]
 //! deep. A move checks that the folders above the new place are unchanged, so two
 //! concurrent moves cannot make a cycle. A folder that is not empty is deleted only when
-//! the request asks to move its contents to its parent.
+//! the request sets `?moveContents=true`, which first moves its contents to its parent.
 
 use std::collections::HashMap;
 
@@ -18,7 +18,9 @@ use mako_core::{ApiError, ApiResult, AppState};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::dashboards::{Viewer, load_folder};
+use mako_core::access::Viewer;
+
+use crate::dashboards::load_folder;
 use crate::model::{check_title, double_option, parse_folder_id};
 
 /// Folders nest at most this deep.

@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio_util::io::ReaderStream;
 
-use crate::dashboards::{Viewer, load_visible};
+use mako_core::access::Viewer;
+
+use crate::dashboards::load_visible;
 use crate::model::parse_dashboard_id;
 
 /// Reads larger than this get a redirect to a presigned URL where the backend can sign one,

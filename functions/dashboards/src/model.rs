@@ -44,14 +44,7 @@ const FILTER_TYPES: &[&str] = &[
     "boolean",
 ];
 
-/// Reads a field that may be absent (keep), `null` (clear) or a value (set).
-pub fn double_option<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
-}
+pub use mako_core::http::double_option;
 
 pub fn parse_dashboard_id(text: &str) -> ApiResult<DashboardId> {
     text.parse()

@@ -5,6 +5,11 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::WorkspaceCaller;
+use crate::ids::UserId;
+use crate::repo::consoles::Visibility;
+use crate::{ApiError, ApiResult};
+
 /// A member's role, from least to most privileged (the order `Ord` compares by).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -47,6 +52,52 @@ impl FromStr for Role {
             "owner" => Ok(Role::Owner),
             other => Err(format!("{other:?} is not a role; use owner, admin, member or viewer")),
         }
+    }
+}
+
+/// The caller, as the visibility rules of consoles and dashboards see them: private items
+/// are visible to their owner alone, members edit their own, admins and owners edit every
+/// workspace item, and viewers read only.
+pub struct Viewer {
+    pub user: UserId,
+    pub role: Role,
+    /// Whether the role is an API key's, which may be lower than its creator's.
+    pub by_key: bool,
+}
+
+impl Viewer {
+    pub fn of(access: &WorkspaceCaller) -> Viewer {
+        Viewer {
+            user: access.caller.user_id().clone(),
+            role: access.role,
+            by_key: access.caller.key_workspace().is_some(),
+        }
+    }
+
+    /// Returns whether an item itself (not its folders) is visible.
+    pub fn sees(&self, owner: &UserId, visibility: Visibility) -> bool {
+        visibility == Visibility::Workspace || owner == &self.user
+    }
+
+    /// Returns whether a visible item may be changed or deleted.
+    pub fn may_edit(&self, owner: &UserId, visibility: Visibility) -> bool {
+        self.role >= Role::Member && self.sees(owner, visibility) && (owner == &self.user || self.role >= Role::Admin)
+    }
+
+    /// Rejects viewers, naming the action.
+    pub fn require_member(&self, action: &str) -> ApiResult<()> {
+        if self.role >= Role::Member {
+            return Ok(());
+        }
+        let subject = if self.by_key {
+            "This API key's role"
+        } else {
+            "Your role in this workspace"
+        };
+        Err(ApiError::Forbidden {
+            code: "ROLE_TOO_LOW",
+            message: format!("{subject} is {}; {action} needs member or higher.", self.role),
+        })
     }
 }
 

@@ -69,7 +69,7 @@ const OPEN_ATTEMPTS: usize = 3;
 /// Ranges up to this size are read into memory by the call that opens the file.
 const MAX_BUFFERED_RANGE: u64 = 4 * 1024 * 1024;
 
-/// What an open blob reads from.
+/// Source of an open blob's bytes.
 enum Content {
     Bytes(Vec<u8>),
     /// Positioned at the start of the range.

@@ -47,14 +47,7 @@ pub async fn request(
 ) -> ApiResult<Requested> {
     let repo = Materializations::new(&*state.store);
     for _ in 0..ATTEMPTS {
-        let current = repo.get(&dashboard.workspace_id, &dashboard.id, &source.id).await?;
-        let (mut record, read_at) = match current {
-            Some(current) => (current.value, Some(current.version)),
-            None => (
-                Materialization::new(&dashboard.workspace_id, &dashboard.id, &source.id),
-                None,
-            ),
-        };
+        let (mut record, read_at) = read_or_new(&repo, dashboard, source).await?;
         if record.job.is_some() && !supersede {
             let version = read_at.unwrap_or_default();
             return Ok(Requested {
@@ -126,19 +119,28 @@ pub(crate) async fn send(
     Ok(())
 }
 
+/// Reads a data source's state with the version it was read at, or a new one (`None`).
+async fn read_or_new(
+    repo: &Materializations<'_>,
+    dashboard: &Dashboard,
+    source: &DataSource,
+) -> ApiResult<(Materialization, Option<u64>)> {
+    let current = repo.get(&dashboard.workspace_id, &dashboard.id, &source.id).await?;
+    Ok(match current {
+        Some(current) => (current.value, Some(current.version)),
+        None => (
+            Materialization::new(&dashboard.workspace_id, &dashboard.id, &source.id),
+            None,
+        ),
+    })
+}
+
 /// Updates the scheduled next run of a data source after its schedule was set, changed or
 /// removed, without touching a job in flight.
 pub async fn reschedule(state: &AppState, dashboard: &Dashboard, source: &DataSource) -> ApiResult<()> {
     let repo = Materializations::new(&*state.store);
     for _ in 0..ATTEMPTS {
-        let current = repo.get(&dashboard.workspace_id, &dashboard.id, &source.id).await?;
-        let (mut record, read_at) = match current {
-            Some(current) => (current.value, Some(current.version)),
-            None => (
-                Materialization::new(&dashboard.workspace_id, &dashboard.id, &source.id),
-                None,
-            ),
-        };
+        let (mut record, read_at) = read_or_new(&repo, dashboard, source).await?;
         let next = source
             .schedule
             .as_ref()

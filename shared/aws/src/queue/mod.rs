@@ -46,7 +46,7 @@ pub struct EventMessage {
     pub job_id: Option<String>,
 }
 
-/// What the worker function does with a message of an SQS event.
+/// Admission of a message that an SQS event delivered to the worker function.
 #[derive(Debug)]
 pub enum EventAdmission {
     /// Process it.
