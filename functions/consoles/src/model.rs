@@ -27,21 +27,7 @@ const MAX_DEFAULT_BYTES: usize = 4096;
 /// Maximum number of parameters one console declares.
 const MAX_PARAMETERS: usize = 50;
 
-pub use mako_core::http::double_option;
-
-/// Reads a JSON body that may be left out: an empty body is `T::default()`.
-pub fn optional_json<T: Default + serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body).map_err(|error| {
-        let text = error.to_string();
-        ApiError::validation(format!(
-            "Invalid JSON body: {}",
-            text.chars().take(300).collect::<String>()
-        ))
-    })
-}
+pub use mako_core::http::{double_option, optional_json};
 
 pub fn parse_console_id(text: &str) -> ApiResult<ConsoleId> {
     text.parse()

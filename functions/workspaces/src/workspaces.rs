@@ -35,6 +35,8 @@ pub(crate) struct WorkspaceView {
     created_by: UserId,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    /// Agent models turned off in this workspace.
+    disabled_models: Vec<String>,
 }
 
 impl WorkspaceView {
@@ -47,6 +49,7 @@ impl WorkspaceView {
             created_by: workspace.created_by.clone(),
             created_at: workspace.created_at,
             updated_at: workspace.updated_at,
+            disabled_models: workspace.disabled_models.clone(),
         }
     }
 }
@@ -142,6 +145,7 @@ pub(crate) async fn create(
             console_count: 0,
             console_folder_count: 0,
             deleting: false,
+            disabled_models: Vec::new(),
         };
         let owner = Member {
             workspace_id: workspace.id.clone(),
@@ -213,6 +217,41 @@ pub(crate) async fn get(access: WorkspaceCaller) -> ApiResult<Response> {
 pub(crate) struct UpdateWorkspace {
     name: Option<String>,
     slug: Option<String>,
+    /// Agent model ids to turn off; replaces the whole list.
+    disabled_models: Option<Vec<String>>,
+}
+
+/// Most models one workspace may turn off.
+const MAX_DISABLED_MODELS: usize = 100;
+
+/// Checks a list of model ids: each 1 to 128 printable ASCII characters without spaces.
+fn validate_models(models: &[String]) -> Result<Vec<String>, ApiError> {
+    if models.len() > MAX_DISABLED_MODELS {
+        return Err(ApiError::invalid_field(
+            "disabledModels",
+            format!(
+                "At most {MAX_DISABLED_MODELS} models can be turned off, got {}.",
+                models.len()
+            ),
+        ));
+    }
+    let mut list: Vec<String> = Vec::with_capacity(models.len());
+    for model in models {
+        let valid = !model.is_empty() && model.len() <= 128 && model.bytes().all(|b| b.is_ascii_graphic());
+        if !valid {
+            return Err(ApiError::invalid_field(
+                "disabledModels",
+                format!(
+                    "{:?} is not a model id: use 1 to 128 printable ASCII characters without spaces, as GET /api/agent/models lists them.",
+                    model.chars().take(64).collect::<String>()
+                ),
+            ));
+        }
+        if !list.contains(model) {
+            list.push(model.clone());
+        }
+    }
+    Ok(list)
 }
 
 pub(crate) async fn update(
@@ -222,18 +261,22 @@ pub(crate) async fn update(
 ) -> ApiResult<Response> {
     let name = request.name.as_deref().map(validate_name).transpose()?;
     let slug = request.slug.as_deref().map(validate_slug).transpose()?;
+    let disabled_models = request.disabled_models.as_deref().map(validate_models).transpose()?;
 
     let view = retry_on_change(&state, access, |access| {
         let state = state.clone();
-        let (name, slug) = (name.clone(), slug.clone());
+        let (name, slug, disabled_models) = (name.clone(), slug.clone(), disabled_models.clone());
         async move {
-            access.require(Role::Admin, "renaming the workspace")?;
+            access.require(Role::Admin, "changing the workspace")?;
             let mut updated = access.workspace.value.clone();
             if let Some(name) = name {
                 updated.name = name;
             }
             if let Some(slug) = slug {
                 updated.slug = slug;
+            }
+            if let Some(models) = disabled_models {
+                updated.disabled_models = models;
             }
             updated.updated_at = Utc::now();
 

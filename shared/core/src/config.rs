@@ -33,6 +33,75 @@ pub struct Config {
     pub connectors: ConnectorSettings,
     pub consoles: ConsoleSettings,
     pub jobs: JobSettings,
+    pub agent: AgentSettings,
+}
+
+/// Which wire protocol a model provider speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// The Anthropic Messages API.
+    Anthropic,
+    /// The OpenAI Chat Completions API, or a server compatible with it.
+    OpenAi,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::OpenAi => "openai",
+        }
+    }
+
+    /// Name of the secret that holds the provider's API key when no variable sets it.
+    pub fn secret_name(self) -> &'static str {
+        match self {
+            ProviderKind::Anthropic => "anthropic-api-key",
+            ProviderKind::OpenAi => "openai-api-key",
+        }
+    }
+}
+
+/// A model provider's endpoint, key and models.
+#[derive(Clone, Debug)]
+pub struct ProviderSettings {
+    pub kind: ProviderKind,
+    /// `MAKO_ANTHROPIC_API_KEY` / `MAKO_OPENAI_API_KEY`. When unset, the key is read from the
+    /// secret `anthropic-api-key` / `openai-api-key`.
+    pub api_key: Option<crate::ports::secrets::SecretString>,
+    /// `MAKO_ANTHROPIC_BASE_URL` / `MAKO_OPENAI_BASE_URL`.
+    pub base_url: Url,
+    /// Whether the base URL was set explicitly: an OpenAI-compatible local server needs no key.
+    pub custom_base_url: bool,
+    /// `MAKO_ANTHROPIC_MODELS` / `MAKO_OPENAI_MODELS`: model ids offered, the provider's
+    /// well-known models when unset.
+    pub models: Option<Vec<String>>,
+}
+
+/// Settings of the agent: model providers and the limits of one chat answer.
+#[derive(Clone, Debug)]
+pub struct AgentSettings {
+    pub anthropic: ProviderSettings,
+    pub openai: ProviderSettings,
+    /// `MAKO_AGENT_DEFAULT_MODEL`: the model used when a request names none.
+    pub default_model: Option<String>,
+    /// `MAKO_AGENT_MAX_STEPS`: model calls in one answer (each may run tools).
+    pub max_steps: u32,
+    /// `MAKO_AGENT_MAX_TOKENS`: tokens one model call may write.
+    pub max_tokens: u32,
+    /// `MAKO_AGENT_PROVIDER_TIMEOUT_SECS`: wait for a provider's first byte, and between two
+    /// chunks of its stream.
+    pub provider_timeout: Duration,
+    /// `MAKO_AGENT_QUERY_ROWS`: rows a query tool returns at most.
+    pub query_rows: usize,
+    /// `MAKO_AGENT_QUERY_TIMEOUT_SECS`: time limit of a query tool.
+    pub query_timeout: Duration,
+    /// `MAKO_AGENT_KEEPALIVE_SECS`: silence after which the stream sends a comment line.
+    pub keepalive: Duration,
+    /// `MAKO_MAX_CHAT_MESSAGES`: messages one chat may hold.
+    pub max_chat_messages: u32,
+    /// `MAKO_AGENT_CONTEXT_BYTES`: bytes of earlier messages sent to the model, newest first.
+    pub context_bytes: usize,
 }
 
 /// Limits of saved consoles.
@@ -267,6 +336,80 @@ fn parse_url(lookup: &dyn Lookup, variable: &'static str, default: &str) -> Resu
     Ok(url)
 }
 
+/// Reads a comma-separated list of model ids, or `None` when the variable is unset.
+fn parse_models(lookup: &dyn Lookup, variable: &'static str) -> Result<Option<Vec<String>>, ConfigError> {
+    let Some(list) = lookup.get(variable) else {
+        return Ok(None);
+    };
+    let mut models: Vec<String> = Vec::new();
+    for entry in list.split(',').map(str::trim).filter(|entry| !entry.is_empty()) {
+        if entry.len() > 128 || !entry.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ConfigError {
+                variable,
+                value: list.clone(),
+                reason: format!("{entry:?} is not a model id: use 1 to 128 printable ASCII characters"),
+            });
+        }
+        if !models.iter().any(|model| model == entry) {
+            models.push(entry.to_owned());
+        }
+    }
+    Ok(Some(models))
+}
+
+fn provider_settings(
+    lookup: &dyn Lookup,
+    kind: ProviderKind,
+    [key_var, url_var, models_var]: [&'static str; 3],
+    default_url: &str,
+) -> Result<ProviderSettings, ConfigError> {
+    Ok(ProviderSettings {
+        kind,
+        api_key: lookup
+            .get(key_var)
+            .map(|key| crate::ports::secrets::SecretString::new(key.trim())),
+        base_url: parse_url(lookup, url_var, default_url)?,
+        custom_base_url: lookup.get(url_var).is_some(),
+        models: parse_models(lookup, models_var)?,
+    })
+}
+
+/// Reads the agent settings.
+fn agent_settings(lookup: &dyn Lookup) -> Result<AgentSettings, ConfigError> {
+    let anthropic = provider_settings(
+        lookup,
+        ProviderKind::Anthropic,
+        [
+            "MAKO_ANTHROPIC_API_KEY",
+            "MAKO_ANTHROPIC_BASE_URL",
+            "MAKO_ANTHROPIC_MODELS",
+        ],
+        "https://api.anthropic.com",
+    )?;
+    let openai = provider_settings(
+        lookup,
+        ProviderKind::OpenAi,
+        ["MAKO_OPENAI_API_KEY", "MAKO_OPENAI_BASE_URL", "MAKO_OPENAI_MODELS"],
+        "https://api.openai.com/v1",
+    )?;
+    let default_model = lookup
+        .get("MAKO_AGENT_DEFAULT_MODEL")
+        .map(|model| model.trim().to_owned());
+    Ok(AgentSettings {
+        anthropic,
+        openai,
+        default_model,
+        max_steps: parse_number(lookup, "MAKO_AGENT_MAX_STEPS", 10, 1..=50)? as u32,
+        max_tokens: parse_number(lookup, "MAKO_AGENT_MAX_TOKENS", 4_096, 256..=128_000)? as u32,
+        provider_timeout: Duration::from_secs(parse_number(lookup, "MAKO_AGENT_PROVIDER_TIMEOUT_SECS", 120, 1..=900)?),
+        query_rows: parse_number(lookup, "MAKO_AGENT_QUERY_ROWS", 100, 1..=1_000)? as usize,
+        query_timeout: Duration::from_secs(parse_number(lookup, "MAKO_AGENT_QUERY_TIMEOUT_SECS", 30, 1..=300)?),
+        keepalive: Duration::from_secs(parse_number(lookup, "MAKO_AGENT_KEEPALIVE_SECS", 15, 1..=300)?),
+        max_chat_messages: parse_number(lookup, "MAKO_MAX_CHAT_MESSAGES", 1_000, 2..=100_000)? as u32,
+        context_bytes: parse_number(lookup, "MAKO_AGENT_CONTEXT_BYTES", 200_000, 1_000..=10_000_000)? as usize,
+    })
+}
+
 /// Reads the connector settings. `local` is true for the local server.
 fn connector_settings(lookup: &dyn Lookup, local: bool) -> Result<ConnectorSettings, ConfigError> {
     let mut allowed_networks = Vec::new();
@@ -476,6 +619,8 @@ impl Config {
             artifact_url_ttl: Duration::from_secs(parse_number(lookup, "MAKO_ARTIFACT_URL_SECS", 300, 10..=43_200)?),
         };
 
+        let agent = agent_settings(lookup)?;
+
         Ok(Config {
             public_url,
             app_url,
@@ -490,6 +635,7 @@ impl Config {
             connectors,
             consoles,
             jobs,
+            agent,
         })
     }
 

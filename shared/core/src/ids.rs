@@ -142,6 +142,11 @@ id_type!(
     JobId, "job_", "job"
 );
 
+id_type!(
+    /// Id of an agent chat.
+    ChatId, "chat_", "chat"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

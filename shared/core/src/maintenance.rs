@@ -67,5 +67,6 @@ fn stub(id: &WorkspaceId) -> Workspace {
         console_count: 0,
         console_folder_count: 0,
         deleting: true,
+        disabled_models: Vec::new(),
     }
 }

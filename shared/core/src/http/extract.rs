@@ -165,6 +165,20 @@ where
     <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
 }
 
+/// Reads a JSON body that may be left out: an empty body is `T::default()`.
+pub fn optional_json<T: Default + serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|error| {
+        let text = error.to_string();
+        ApiError::validation(format!(
+            "Invalid JSON body: {}",
+            text.chars().take(300).collect::<String>()
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::json_error;

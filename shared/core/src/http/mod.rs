@@ -5,6 +5,6 @@ mod extract;
 mod layers;
 mod response;
 
-pub use extract::{ApiJson, ApiPath, ApiQuery, ClientAddr, PageParams, double_option};
+pub use extract::{ApiJson, ApiPath, ApiQuery, ClientAddr, PageParams, double_option, optional_json};
 pub use layers::serve_api;
 pub use response::{created, no_content_ok, ok, ok_page};

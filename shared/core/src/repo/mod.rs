@@ -17,6 +17,7 @@
 //! | connection | `WS#<workspaceId>` | `CONN#<connectionId>` | |
 //! | console, folder, name claim, code version, run statistics | `WS#<workspaceId>` | `CONSOLE#…`, `CFOLDER#…`, `CNAME#…`, `CVERSION#…`, `CSTATS#…` (see `consoles`) | |
 //! | dashboard, dashboard folder | `WS#<workspaceId>` | `DASH#<dashboardId>`, `DFOLDER#<folderId>` | |
+//! | chat, chat message | `WS#<workspaceId>` | `CHAT#<chatId>`, `CHATMSG#<chatId>#<seq>#<chunk>` (see `chats`) | `CHATS#<workspaceId>#<ownerId>` / `<updatedAt>#<chatId>` (chats) |
 //! | materialization | `WS#<workspaceId>` | `MAT#<dashboardId>#<dataSourceId>` | `MATSCHED` / next run (gsi1); `MATJOB` / last heartbeat (gsi2) |
 //! | rate counter | `RATE#<kind>#<subject>` | `<window start>` | |
 //! | pending workspace purge | `PURGE` | `<workspaceId>` | |
@@ -25,6 +26,7 @@
 //! is what workspace deletion walks.
 
 pub mod api_keys;
+pub mod chats;
 pub mod connections;
 pub mod consoles;
 pub mod dashboards;

@@ -40,6 +40,9 @@ pub struct Workspace {
     /// Set when deletion starts; a deleting workspace is invisible to everyone.
     #[serde(default)]
     pub deleting: bool,
+    /// Agent models the workspace's admins turned off.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disabled_models: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
