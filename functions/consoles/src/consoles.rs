@@ -24,23 +24,23 @@ use crate::tree::{Tree, Viewer};
 const UPDATE_ATTEMPTS: usize = 6;
 
 /// A console as a create request sends it.
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct CreateBody {
-    name: String,
+pub struct CreateBody {
+    pub name: String,
     #[serde(default)]
-    description: String,
+    pub description: String,
     /// `sql` or `mongodb`; the connection's language when absent.
-    language: Option<Language>,
+    pub language: Option<Language>,
     #[serde(default)]
-    code: String,
-    connection_id: String,
-    database: Option<String>,
-    folder_id: Option<String>,
+    pub code: String,
+    pub connection_id: String,
+    pub database: Option<String>,
+    pub folder_id: Option<String>,
     /// `private` (the default) or `workspace`.
-    visibility: Option<Visibility>,
+    pub visibility: Option<Visibility>,
     #[serde(default)]
-    parameters: Vec<ParameterBody>,
+    pub parameters: Vec<ParameterBody>,
 }
 
 /// A console change: absent fields keep their value; `version` is the one it was based on.
@@ -149,6 +149,11 @@ pub(crate) async fn create(
     access: WorkspaceCaller,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> ApiResult<Response> {
+    Ok(created(create_console(&state, access, body).await?))
+}
+
+/// Creates a console of the caller (also the agent's `save_console` tool).
+pub async fn create_console(state: &AppState, access: WorkspaceCaller, body: CreateBody) -> ApiResult<ConsoleView> {
     let viewer = Viewer::of(&access);
     viewer.require_member("creating consoles")?;
     let name = check_name("console name", &body.name)?;
@@ -159,7 +164,7 @@ pub(crate) async fn create(
     }
     let parameters = check_parameters(body.parameters)?;
     let connection_id = parse_connection_id(&body.connection_id)?;
-    let (kind, language) = check_connection(&state, access.workspace_id(), &connection_id, body.language).await?;
+    let (kind, language) = check_connection(state, access.workspace_id(), &connection_id, body.language).await?;
     check_placeholders(kind, &body.code, &parameters)?;
     let folder_id = body
         .folder_id
@@ -188,7 +193,7 @@ pub(crate) async fn create(
         updated_by: viewer.user.clone(),
     };
     let max = state.config.consoles.max_per_workspace;
-    let (console, tree) = retry_on_change(&state, access.clone(), |access| {
+    let (console, tree) = retry_on_change(state, access.clone(), |access| {
         let state = state.clone();
         let console = console.clone();
         async move {
@@ -213,8 +218,49 @@ pub(crate) async fn create(
     })
     .await?;
     tracing::info!(workspace_id = %console.workspace_id, console_id = %console.id, "console created");
-    let view = ConsoleView::new(console, RunStats::default(), &tree, &Viewer::of(&access), true);
-    Ok(created(view))
+    Ok(ConsoleView::new(
+        console,
+        RunStats::default(),
+        &tree,
+        &Viewer::of(&access),
+        true,
+    ))
+}
+
+/// Consoles the caller can see whose name or description contains `text` (ignoring case),
+/// in the list's order, without their code: the agent's `search_consoles` tool.
+pub async fn search(
+    state: &AppState,
+    access: &WorkspaceCaller,
+    text: Option<&str>,
+    limit: usize,
+) -> ApiResult<Vec<ConsoleView>> {
+    let viewer = Viewer::of(access);
+    let search = text.map(name_key).filter(|q| !q.is_empty());
+    let tree = Tree::load(state, access).await?;
+    let consoles = Consoles::new(&*state.store);
+    let mut visible: Vec<(String, Console)> = consoles
+        .all_consoles(access.workspace_id())
+        .await?
+        .into_iter()
+        .filter(|console| {
+            viewer.sees(&console.owner_id, console.visibility)
+                && tree.path_visible(&viewer, console.folder_id.as_ref())
+                && search.as_ref().is_none_or(|q| {
+                    name_key(&console.name).contains(q.as_str()) || name_key(&console.description).contains(q.as_str())
+                })
+        })
+        .map(|console| (sort_key(&tree.path(console.folder_id.as_ref()), &console), console))
+        .collect();
+    visible.sort_by(|a, b| a.0.cmp(&b.0));
+    visible.truncate(limit);
+    let ids: Vec<ConsoleId> = visible.iter().map(|(_, console)| console.id.clone()).collect();
+    let stats = consoles.stats(access.workspace_id(), &ids).await?;
+    Ok(visible
+        .into_iter()
+        .zip(stats)
+        .map(|((_, console), stats)| ConsoleView::new(console, stats, &tree, &viewer, false))
+        .collect())
 }
 
 pub(crate) async fn details(

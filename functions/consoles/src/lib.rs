@@ -12,6 +12,9 @@ mod run;
 mod tree;
 mod versions;
 
+pub use consoles::{CreateBody, create_console, search};
+pub use model::{ConsoleView, ParameterBody};
+
 use axum::Router;
 use axum::routing::{get, post, put};
 use mako_core::AppState;

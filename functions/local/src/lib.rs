@@ -27,6 +27,8 @@ const FAMILIES: &[fn(AppState) -> Router] = &[
     mako_execute::router,
     mako_consoles::router,
     mako_dashboards::router,
+    mako_chats::router,
+    mako_agent::router,
 ];
 
 /// How often expired items are purged and interrupted deletions finished.

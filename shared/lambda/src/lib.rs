@@ -48,6 +48,14 @@ pub fn lambda_app(router: Router, config: &Config) -> Router {
         ))
 }
 
+/// Wraps a route family's router for Lambda response streaming: the common API layers and
+/// the client address, with the body passed on as it is produced.
+pub fn streaming_app(router: Router, config: &Config) -> Router {
+    serve_api(router, config).layer(tower::util::MapRequestLayer::new(
+        client_addr_from_context::<axum::body::Body>,
+    ))
+}
+
 /// UTF-8 byte order mark.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -94,18 +102,33 @@ fn client_addr_from_context<B>(mut request: Request<B>) -> Request<B> {
 /// Runs a route family on Lambda: logging, configuration and clients once per cold start,
 /// then `lambda_http` serves every invocation with the same router.
 pub async fn run(router: fn(AppState) -> Router) -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
-
-    let state = match aws_state().await {
-        Ok(state) => state,
-        Err(error) => {
-            tracing::error!(error = ?error, "cold start failed");
-            return Err(error.into());
-        }
-    };
+    let state = cold_start().await?;
     let config = state.config.clone();
     let app = lambda_app(router(state), &config);
 
     tracing::info!("function ready");
     lambda_http::run(app).await
+}
+
+/// Runs a route family whose responses stream (a function URL with `InvokeMode:
+/// RESPONSE_STREAM`): each body chunk reaches the client as it is produced.
+pub async fn run_streaming(router: fn(AppState) -> Router) -> Result<(), Error> {
+    let state = cold_start().await?;
+    let config = state.config.clone();
+    let app = streaming_app(router(state), &config);
+
+    tracing::info!("function ready, streaming responses");
+    lambda_http::run_with_streaming_response(app).await
+}
+
+/// Logging, configuration and clients, once per cold start.
+async fn cold_start() -> Result<AppState, Error> {
+    lambda_http::tracing::init_default_subscriber();
+    match aws_state().await {
+        Ok(state) => Ok(state),
+        Err(error) => {
+            tracing::error!(error = ?error, "cold start failed");
+            Err(error.into())
+        }
+    }
 }
