@@ -4,6 +4,7 @@
 pub mod app;
 pub mod conformance;
 pub mod databases;
+pub mod fake_models;
 pub mod fake_oauth;
 pub mod fixtures;
 pub mod services;

@@ -590,3 +590,71 @@ async fn worker_function_builds_from_sqs_events_and_s3_serves_ranges() {
     assert_eq!(&signed.bytes().await.expect("head")[..], b"PAR1");
     database.drop_database().await;
 }
+
+#[tokio::test]
+async fn the_agent_function_streams_each_frame_through_lambda_response_streaming() {
+    use futures::StreamExt;
+    use mako_tests::fake_models::{FakeModels, Piece, Protocol, Reply};
+
+    let fake = FakeModels::start(Protocol::Anthropic, Some("sk-ant-lambda")).await;
+    fake.push(Reply::Stream(vec![
+        Piece::text("one"),
+        Piece::Delay(std::time::Duration::from_millis(500)),
+        Piece::text("two"),
+        Piece::Delay(std::time::Duration::from_millis(500)),
+        Piece::text("three"),
+    ]));
+    let (state, _dir) = state(&[
+        ("MAKO_ANTHROPIC_API_KEY", "sk-ant-lambda"),
+        ("MAKO_ANTHROPIC_BASE_URL", fake.base_url.as_str()),
+    ])
+    .await;
+    let (session, workspace) = signed_in_workspace(&state, "stream@example.com").await;
+    let workspaces = Function::new(mako_workspaces::router, &state);
+    let key = workspaces
+        .invoke(
+            "apigw-v2-create-api-key.json",
+            &[("SESSION", &session), ("WORKSPACE", &workspace), ("ROLE", "member")],
+        )
+        .await;
+    let key = body(&key)["data"]["key"].as_str().expect("key").to_owned();
+
+    // The function URL event, through the adapter `run_with_streaming_response` uses.
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/function-url-agent-chat.json");
+    let text = std::fs::read_to_string(path)
+        .expect("fixture")
+        .replace("{{KEY}}", &key)
+        .replace("{{WORKSPACE}}", &workspace);
+    let request: LambdaRequest = serde_json::from_str(&text).expect("a function URL event");
+    let app = mako_lambda::streaming_app(mako_agent::router(state.clone()), &state.config);
+    let mut adapter = lambda_http::StreamAdapter::from(app);
+    let started = std::time::Instant::now();
+    let response = adapter
+        .call(LambdaEvent::new(request, Context::default()))
+        .await
+        .expect("the handler never fails at the Lambda level");
+    let prelude = &response.metadata_prelude;
+    assert_eq!(prelude.status_code, 200);
+    assert_eq!(prelude.headers["content-type"], "text/event-stream");
+    assert_eq!(prelude.headers["x-vercel-ai-ui-message-stream"], "v1");
+    assert!(prelude.headers.get("content-encoding").is_none());
+
+    let mut stream = response.stream;
+    let mut delta_times = Vec::new();
+    let mut all = String::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.expect("a body chunk");
+        let text = String::from_utf8_lossy(&chunk).into_owned();
+        if text.contains("\"text-delta\"") {
+            delta_times.push(started.elapsed());
+        }
+        all.push_str(&text);
+    }
+    assert!(all.ends_with("data: [DONE]\n\n"), "{all}");
+    assert_eq!(delta_times.len(), 3, "each delta is its own chunk: {all}");
+    assert!(
+        delta_times[1] - delta_times[0] >= std::time::Duration::from_millis(350)
+            && delta_times[2] - delta_times[1] >= std::time::Duration::from_millis(350),
+        "frames left as they were made: {delta_times:?}"
+    );
+}

@@ -1,6 +1,7 @@
 //! The workspace's integration-test binary: end-to-end tests over HTTP against the local
 //! server, Lambda event tests, restart tests, and the port conformance suites.
 
+mod agent;
 mod auth;
 mod conformance;
 mod connections;
