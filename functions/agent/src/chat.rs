@@ -1,11 +1,11 @@
 //! `POST /api/agent/chat`: one question, answered by the agent as a stream.
 //!
 //! The request is checked and the user's message stored before the stream starts, so errors
-//! in the request are plain JSON errors with their status. The answer then streams: each
-//! step is one model call whose text and tool calls are forwarded as they arrive, whose
-//! tools run on the server, and whose results go back to the model, until it stops or the
-//! step limit is reached. The whole answer is stored as one assistant message before the
-//! stream's last frames, so a client that reads `finish` finds it in the chat.
+//! in the request are plain JSON errors with their status. The response then streams in
+//! steps. Each step is one model call: its text and tool calls are forwarded as they arrive,
+//! its tools run on the server, and their results go back to the model. Steps repeat until
+//! the model stops or the step limit is reached. The whole reply is stored as one assistant
+//! message before the stream's last frames, so a client that reads `finish` finds it.
 
 use std::time::{Duration, Instant};
 
@@ -52,7 +52,7 @@ pub(crate) struct ChatBody {
     _message_id: Option<Value>,
 }
 
-/// The instructions the model works under.
+/// Returns the system prompt: the agent's role, the workspace and how to use the tools.
 fn system_prompt(access: &WorkspaceCaller) -> String {
     format!(
         "You are Mako, a data assistant inside a SQL client used by revenue-operations and data teams. \
@@ -69,7 +69,7 @@ fn system_prompt(access: &WorkspaceCaller) -> String {
     )
 }
 
-/// A chat answer being produced.
+/// Context of one chat reply: the caller, the model and its provider, and the limits.
 struct Run {
     app: AppState,
     access: WorkspaceCaller,
@@ -80,7 +80,7 @@ struct Run {
     max_tokens: u32,
 }
 
-/// What the agent produced.
+/// Result of the agent loop: the message parts, usage and how the reply ended.
 #[derive(Default)]
 struct Answer {
     parts: Vec<Value>,
@@ -217,7 +217,7 @@ pub(crate) async fn chat(
             workspace_id = %chat.value.workspace_id,
             chat_id = %chat.value.id,
             model = %run.model.id,
-            "agent answer started"
+            "agent reply started"
         );
         let start = json!({
             "type": "start",
@@ -234,7 +234,7 @@ pub(crate) async fn chat(
         };
         let finish_reason = answer.finish.unwrap_or(FinishReason::Other);
         if let Some(error) = &answer.error {
-            tracing::warn!(chat_id = %chat.value.id, model = %run.model.id, error = %error, "agent answer failed");
+            tracing::warn!(chat_id = %chat.value.id, model = %run.model.id, error = %error, "agent reply failed");
         }
         tracing::info!(
             chat_id = %chat.value.id,
@@ -245,7 +245,7 @@ pub(crate) async fn chat(
             finish_reason = ?finish_reason,
             interrupted = answer.interrupted,
             elapsed_ms = started.elapsed().as_millis() as u64,
-            "agent answer ended"
+            "agent reply ended"
         );
         let metadata = json!({
             "chatId": chat.value.id,
@@ -265,9 +265,9 @@ pub(crate) async fn chat(
             created_at: Utc::now(),
         };
         if let Err(error) = finish(&run.app, &chat, message, answer.usage).await {
-            tracing::error!(chat_id = %chat.value.id, error = ?error, "failed to store the agent's answer");
+            tracing::error!(chat_id = %chat.value.id, error = ?error, "failed to store the agent's reply");
             let _ = emitter
-                .send(json!({ "type": "error", "errorText": "The answer could not be stored in the chat." }))
+                .send(json!({ "type": "error", "errorText": "Storing the reply in the chat failed; the server log has the details." }))
                 .await;
         }
         let _ = emitter
@@ -278,16 +278,16 @@ pub(crate) async fn chat(
     Ok(response)
 }
 
-/// How long a chat is held for an answer: long enough for every step to wait for its model
-/// and run a query, within an hour.
+/// Returns how long a chat stays busy for one reply: long enough for every step to wait for
+/// its model and run a query, capped at an hour.
 fn busy_lease(app: &AppState) -> Duration {
     let agent = &app.config.agent;
     let step = agent.provider_timeout * 2 + agent.query_timeout;
     (step * agent.max_steps).min(Duration::from_secs(3600))
 }
 
-/// Stores the new messages, names an unnamed chat after its first question, and holds the
-/// chat for the answer.
+/// Stores the new messages, names an unnamed chat after its first question, and marks the
+/// chat busy until the reply is stored.
 async fn begin(
     app: &AppState,
     access: &WorkspaceCaller,
@@ -342,7 +342,7 @@ async fn begin(
     ))
 }
 
-/// Stores the answer, adds its usage to the chat and releases it.
+/// Stores the reply, adds its usage to the chat and clears the busy mark.
 async fn finish(app: &AppState, chat: &Versioned<Chat>, message: Message, usage: Usage) -> anyhow::Result<()> {
     let chats = Chats::new(&*app.store);
     let mut current = chat.clone();
@@ -358,7 +358,7 @@ async fn finish(app: &AppState, chat: &Versioned<Chat>, message: Message, usage:
                 match chats.get(&chat.value.workspace_id, &chat.value.id).await? {
                     Some(latest) => current = latest,
                     None => {
-                        tracing::info!(chat_id = %chat.value.id, "the chat was deleted while it answered; the answer is dropped");
+                        tracing::info!(chat_id = %chat.value.id, "the chat was deleted during the reply, so the reply is dropped");
                         return Ok(());
                     }
                 }
@@ -366,7 +366,7 @@ async fn finish(app: &AppState, chat: &Versioned<Chat>, message: Message, usage:
             Err(error) => return Err(error.into()),
         }
     }
-    anyhow::bail!("the chat kept changing while the answer was stored")
+    anyhow::bail!("the chat kept changing while the reply was stored")
 }
 
 /// The text of the current step, streamed as one or more text parts.
@@ -396,8 +396,8 @@ fn keep_text(open: &mut Option<TextPart>, answer: &mut Answer) -> Gone {
     Gone
 }
 
-/// One model call's stream, forwarded to the client. Returns the step's text, its complete
-/// tool calls and why the model stopped.
+/// Forwards one model call's stream to the client. Returns the step's text, its complete
+/// tool calls and the finish reason.
 async fn stream_step(
     run: &Run,
     emitter: &Emitter,
@@ -559,8 +559,8 @@ async fn run_tools(
     Ok(results)
 }
 
-/// The agent loop: model calls and tool runs until the model stops, the step limit is
-/// reached, the provider fails or the client leaves.
+/// Runs the agent loop: model calls and tool runs until the model stops, the step limit is
+/// reached, the provider fails or the client disconnects.
 async fn answer(run: &Run, emitter: &Emitter, mut turns: Vec<Turn>) -> Answer {
     let mut answer = Answer::default();
     let outcome: Result<(), Gone> = async {
@@ -571,7 +571,7 @@ async fn answer(run: &Run, emitter: &Emitter, mut turns: Vec<Turn>) -> Answer {
             let (text, calls, reason) = match stream_step(run, emitter, step, &turns, &mut answer).await? {
                 Ok(step) => step,
                 Err(error) => {
-                    let text = format!("The answer stopped: {error}.");
+                    let text = format!("The reply stopped because {error}.");
                     answer.error = Some(error.to_string());
                     answer.finish = Some(FinishReason::Error);
                     emitter.send(json!({ "type": "error", "errorText": text })).await?;

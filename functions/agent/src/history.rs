@@ -19,7 +19,7 @@ pub const MAX_TEXT_CHARS: usize = 32_000;
 /// Characters of a stored tool output given back to the model in later exchanges.
 const PAST_OUTPUT_CHARS: usize = 4_000;
 
-/// A fresh message id.
+/// Returns a new message id.
 pub fn message_id() -> String {
     format!("msg_{}", next_ulid().to_string().to_ascii_lowercase())
 }
@@ -147,7 +147,7 @@ pub fn parse_messages(values: &[Value]) -> ApiResult<Vec<Message>> {
     Ok(messages)
 }
 
-/// The text parts of a message, joined.
+/// Returns the text parts of a message, joined by line breaks.
 pub fn text_of(message: &Message) -> String {
     message
         .parts
@@ -158,9 +158,9 @@ pub fn text_of(message: &Message) -> String {
         .join("\n")
 }
 
-/// The turns of one assistant message: text and tool calls per step, each step's calls
-/// followed by their results. A call without a result (an interrupted answer) gets one
-/// saying so, because both protocols need a result for every call.
+/// Appends the turns of one assistant message: text and tool calls per step, each step's
+/// calls followed by their results. Both protocols need a result for every call, so a call
+/// without one (an interrupted reply) gets an error result.
 fn assistant_turns(message: &Message, turns: &mut Vec<Turn>) {
     let mut text = String::new();
     let mut calls = Vec::new();
@@ -275,7 +275,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn both_request_forms_are_read() {
+    fn request_forms_both_parse() {
         let messages = parse_messages(&[
             json!({ "role": "user", "content": "Top customers?" }),
             json!({ "id": "abc", "role": "assistant", "parts": [
@@ -296,14 +296,28 @@ mod tests {
         let turns = turns_of(&messages, 100_000);
         assert_eq!(turns.len(), 5, "{turns:?}");
         assert_eq!(turns[0], Turn::User("Top customers?".into()));
-        assert!(matches!(&turns[1], Turn::Assistant { text, calls } if text == "Looking." && calls.len() == 1));
-        assert!(matches!(&turns[2], Turn::ToolResults(results) if results[0].call_id == "c1" && !results[0].is_error));
-        assert!(matches!(&turns[3], Turn::Assistant { text, calls } if text == "Done." && calls.is_empty()));
+        let Turn::Assistant { text, calls } = &turns[1] else {
+            panic!("an assistant turn: {:?}", turns[1]);
+        };
+        assert_eq!(text, "Looking.");
+        assert_eq!(calls.len(), 1);
+        let Turn::ToolResults(results) = &turns[2] else {
+            panic!("tool results: {:?}", turns[2]);
+        };
+        assert_eq!(results[0].call_id, "c1");
+        assert!(!results[0].is_error);
+        assert_eq!(
+            turns[3],
+            Turn::Assistant {
+                text: "Done.".into(),
+                calls: Vec::new()
+            }
+        );
         assert_eq!(turns[4], Turn::User("And by region?".into()));
     }
 
     #[test]
-    fn bad_requests_name_the_message() {
+    fn invalid_messages_are_named() {
         for (messages, needle) in [
             (vec![], "empty"),
             (vec![json!({ "role": "system", "content": "x" })], "System"),
@@ -326,7 +340,7 @@ mod tests {
     }
 
     #[test]
-    fn old_messages_give_way_to_the_budget_and_turns_start_with_the_user() {
+    fn context_budget_drops_old_messages() {
         let long = "x".repeat(1_000);
         let values: Vec<Value> = (0..10)
             .map(|i| json!({ "role": if i % 2 == 0 { "user" } else { "assistant" }, "content": long }))
@@ -342,7 +356,7 @@ mod tests {
     }
 
     #[test]
-    fn interrupted_calls_get_an_error_result() {
+    fn interrupted_call_gets_error_result() {
         let message = Message {
             id: "m".into(),
             role: MessageRole::Assistant,

@@ -1,4 +1,4 @@
-//! Lambda entry point of the `/api/agent` route family. Chat answers stream, so this
+//! Lambda entry point of the `/api/agent` route family. Chat replies stream, so this
 //! function runs with Lambda response streaming behind a function URL.
 
 #[tokio::main]

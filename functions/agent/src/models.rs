@@ -3,8 +3,8 @@
 //!
 //! A provider is configured when it has an API key (its variable, or on AWS its secret) or,
 //! for a local OpenAI-compatible server, a base URL. Its models are the ones its `…_MODELS`
-//! variable lists; otherwise the provider's well-known models, or for an OpenAI-compatible
-//! server at a custom URL the ones its `GET /models` lists.
+//! variable lists. Without that variable, an OpenAI-compatible server at a custom URL offers
+//! what its `GET /models` lists, and the official APIs their well-known models.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,7 +40,7 @@ const OPENAI_MODELS: &[(&str, &str)] = &[
     ("gpt-4o-mini", "GPT-4o mini"),
 ];
 
-/// What every listed model is used for here: streamed text with tool calls.
+/// Capabilities of every listed model as this agent uses it: streamed text with tool calls.
 const CAPABILITIES: &[&str] = &["text", "tools", "streaming"];
 
 /// One model a provider offers.
@@ -75,8 +75,8 @@ impl Catalogue {
         self.models.iter().find(|model| model.id == id)
     }
 
-    /// The model used when a request names none: the configured default unless the
-    /// workspace turned it off, else the first model it did not.
+    /// Returns the model for a request that names none: the configured default unless the
+    /// workspace turned it off, else the first model it allows.
     pub fn default_for(&self, disabled: &[String]) -> Option<&Model> {
         let allowed = |model: &&Model| !disabled.contains(&model.id);
         self.default
@@ -222,7 +222,7 @@ pub async fn catalogue(state: &AgentState) -> ApiResult<Arc<Catalogue>> {
     Ok(catalogue)
 }
 
-/// The error of a chat when no provider is configured.
+/// Returns the error of a chat request when no provider is configured.
 pub fn no_provider() -> ApiError {
     ApiError::Unavailable {
         message: "No model provider is configured. Set MAKO_ANTHROPIC_API_KEY or MAKO_OPENAI_API_KEY (on AWS, the \

@@ -28,7 +28,7 @@ pub struct Emitter {
 #[derive(Debug)]
 pub struct Gone;
 
-/// The SSE event name of a chunk type.
+/// Returns the SSE event name of a chunk type.
 fn event_name(kind: &str) -> &str {
     match kind {
         "tool-output-available" => "tool-result",

@@ -34,7 +34,7 @@ const SEARCH_LIMIT: usize = 25;
 /// Bytes of output a tool part may hold in the stored message, leaving room for its input.
 const MAX_OUTPUT_BYTES: usize = MAX_PART_BYTES - 32 * 1024;
 
-/// What a tool produced.
+/// Output of a tool call.
 pub struct ToolOutput {
     /// For the client and the stored chat.
     pub output: Value,
@@ -42,13 +42,13 @@ pub struct ToolOutput {
     pub summary: String,
 }
 
-/// What a tool runs with.
+/// Context a tool runs in: the shared state and the caller.
 pub struct ToolContext<'a> {
     pub state: &'a AppState,
     pub access: &'a WorkspaceCaller,
 }
 
-/// The tools offered to the model.
+/// Returns the tools offered to the model.
 pub fn specs() -> Vec<ToolSpec> {
     let connection = json!({ "type": "string", "description": "A connection id from list_connections." });
     let database = json!({ "type": "string", "description": "Database to use instead of the connection's default." });
@@ -456,6 +456,7 @@ async fn describe_table(context: &ToolContext<'_>, input: DescribeInput) -> Resu
             quoted(kind, input.schema.as_deref(), &input.table)
         ),
     };
+
     // Sample rows help the model but are not essential: a failure is reported beside the columns.
     let sample = execute(
         context,
@@ -465,6 +466,7 @@ async fn describe_table(context: &ToolContext<'_>, input: DescribeInput) -> Resu
         SAMPLE_ROWS,
     )
     .await;
+
     let column_lines: Vec<String> = columns
         .iter()
         .map(|column| {
@@ -506,7 +508,7 @@ fn set_output(set: &ResultSet) -> Value {
     })
 }
 
-/// A result set as text for the model: the columns, the row count, and the first rows with
+/// Formats a result set for the model: the columns, the row count, and the first rows with
 /// long values cut.
 fn summarize(set: &ResultSet) -> String {
     if set.columns.is_empty() {

@@ -1,7 +1,7 @@
 //! The `/api/workspaces/{wid}/chats` route family: a member's conversations with the agent.
 //!
-//! A chat belongs to the member who started it (API keys act as their creator); nobody else
-//! can read, rename, continue or delete it, and to them it does not exist (404). Listing
+//! A chat belongs to the member who started it (API keys act as their creator). No other
+//! member can read, rename, continue or delete it, and for them it does not exist (404). Listing
 //! returns the caller's chats, most recently active first, without their messages.
 //! The agent (`POST /api/agent/chat`) creates chats and adds messages through this crate.
 
@@ -20,13 +20,13 @@ use mako_core::{ApiError, ApiResult, AppState};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-/// Longest chat title, in characters.
+/// Maximum chat title length, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
 
 /// Characters of the first question kept in a chat's automatic title.
 const AUTO_TITLE_CHARS: usize = 60;
 
-/// Title of a chat nobody has named yet.
+/// Title of a chat that has no name yet.
 pub const UNTITLED: &str = "New chat";
 
 /// Builds the router of the chat routes.
@@ -72,8 +72,8 @@ impl ChatView {
     }
 }
 
-/// A stored message in the AI SDK's `UIMessage` shape, which `useChat` takes as initial
-/// messages; `createdAt` is added to the metadata.
+/// Returns a stored message in the AI SDK's `UIMessage` shape, which `useChat` takes as
+/// initial messages. `createdAt` is added to the metadata.
 pub fn message_view(message: &Message) -> Value {
     let mut metadata = match &message.metadata {
         Value::Object(map) => map.clone(),
@@ -214,7 +214,7 @@ async fn rename(
     let id = parse_chat_id("id", &id)?;
     let title = check_title(&body.title)?;
     let chats = Chats::new(&*state.store);
-    // An answer being written changes the record too; a few attempts ride over it.
+    // Storing a reply changes the record too, so a few attempts ride over it.
     for _ in 0..10 {
         let current = load_owned(&state, &access, &id).await?;
         let mut updated = current.value.clone();
@@ -262,7 +262,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn titles_come_from_the_first_line_of_the_question() {
+    fn title_uses_first_line() {
         assert_eq!(
             title_from("  \n Top customers by revenue?\nthanks"),
             "Top customers by revenue?"

@@ -298,7 +298,7 @@ mod tests {
     }
 
     #[test]
-    fn text_tool_call_stop_reason_and_usage_are_read() {
+    fn stream_events_parse() {
         let stream = concat!(
             "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}\n\n",
             "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
@@ -341,7 +341,7 @@ mod tests {
     }
 
     #[test]
-    fn errors_mid_stream_and_cut_streams_fail() {
+    fn stream_errors_fail() {
         let error = concat!(
             "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":3}}}\n\n",
             "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n",
@@ -355,7 +355,7 @@ mod tests {
     }
 
     #[test]
-    fn turns_alternate_and_tool_results_follow_their_calls() {
+    fn request_merges_same_role_turns() {
         let call = ToolCall {
             id: "toolu_1".into(),
             name: "list_connections".into(),

@@ -69,7 +69,7 @@ pub struct ModelRequest<'a> {
     pub max_tokens: u32,
 }
 
-/// Why the model stopped, in the AI SDK's vocabulary.
+/// Reason the model stopped, in the AI SDK's vocabulary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FinishReason {
@@ -96,7 +96,7 @@ impl std::ops::AddAssign for Usage {
     }
 }
 
-/// What a provider's stream says, in order.
+/// Event of a provider's stream, in stream order.
 #[derive(Clone, Debug, PartialEq)]
 pub enum StreamEvent {
     TextDelta(String),
@@ -118,16 +118,16 @@ pub enum StreamEvent {
     },
 }
 
-/// How a provider call failed.
+/// Error of a provider call.
 #[derive(Debug)]
 pub enum ProviderError {
-    /// The provider answered with an error status before streaming.
+    /// The provider returned an error status before streaming.
     Status {
         status: u16,
         message: String,
         retry_after: Option<u64>,
     },
-    /// No answer, or a silence within the stream, longer than the timeout.
+    /// No response, or a silence within the stream, longer than the timeout.
     Timeout(Duration),
     /// The provider could not be reached, or the connection broke.
     Connect(String),
@@ -408,7 +408,7 @@ pub(crate) fn truncate(text: &str, max: usize) -> String {
     cut
 }
 
-/// A fresh tool call id for servers that send none.
+/// Returns a new tool call id, for servers that send none.
 pub(crate) fn fresh_call_id() -> String {
     format!("call_{}", mako_core::ids::next_ulid().to_string().to_ascii_lowercase())
 }

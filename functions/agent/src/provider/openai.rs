@@ -1,12 +1,12 @@
 //! The OpenAI Chat Completions API (`POST {base}/chat/completions` with `stream: true`), as
 //! OpenAI and compatible servers (Ollama, vLLM, llama.cpp, gateways) speak it.
 //!
-//! Each `data:` line is a `chat.completion.chunk`; `data: [DONE]` ends the stream. Tool calls
-//! arrive as fragments keyed by `index`. Compatible servers differ, and the parser accepts
-//! what they send: fragments without an `index` (matched by `id`, or else added to the last
-//! call), a whole call in one chunk, several calls reusing one index with different ids, and
-//! `arguments` as a JSON object instead of a string. Usage arrives in a last chunk with no
-//! choices (`stream_options.include_usage`); an error object may arrive in place of a chunk.
+//! Each `data:` line is a `chat.completion.chunk`, and `data: [DONE]` ends the stream. Tool
+//! calls arrive as fragments keyed by `index`. Compatible servers differ, so the parser also
+//! accepts fragments without an `index` (matched by `id`, or else added to the last call).
+//! It accepts a whole call in one chunk, several calls reusing one index with different ids,
+//! and `arguments` as a JSON object instead of a string. Usage arrives in a last chunk with
+//! no choices (`stream_options.include_usage`). An error object may replace a chunk.
 
 use serde_json::{Value, json};
 
@@ -172,7 +172,7 @@ impl StreamParser {
         }
     }
 
-    /// Emits the assembled calls, once the model said it stopped.
+    /// Emits the assembled calls, once the chunk with the finish reason arrived.
     fn complete_calls(&mut self, events: &mut Vec<StreamEvent>) {
         for slot in self.slots.drain(..) {
             let id = if slot.id.is_empty() { fresh_call_id() } else { slot.id };
@@ -231,7 +231,7 @@ impl Parser for StreamParser {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        // One answer is asked for; other choices, if a server sends them, are ignored.
+        // The request asks for one choice; other choices, if a server sends them, are ignored.
         for choice in choices
             .iter()
             .filter(|choice| choice.get("index").and_then(Value::as_u64).unwrap_or(0) == 0)
@@ -330,7 +330,7 @@ mod tests {
     }
 
     #[test]
-    fn parallel_calls_assemble_by_index_and_usage_follows() {
+    fn parallel_calls_assemble_by_index() {
         let events = parse(&[
             chunk(json!({ "role": "assistant", "content": "Checking" }), None),
             chunk(json!({ "tool_calls": [{ "index": 0, "id": "call_a", "type": "function", "function": { "name": "list_tables", "arguments": "" } }] }), None),
@@ -366,7 +366,7 @@ mod tests {
     }
 
     #[test]
-    fn servers_without_indexes_or_with_object_arguments_are_understood() {
+    fn compatible_server_quirks_parse() {
         // No index: fragments follow the call they continue; a new id starts a new call.
         let events = parse(&[
             chunk(
@@ -406,7 +406,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_arguments_are_reported_with_the_call() {
+    fn invalid_arguments_are_reported() {
         let events = parse(&[
             chunk(json!({ "tool_calls": [{ "index": 0, "function": { "name": "run_query", "arguments": "{\"sql\": " } }] }), None),
             chunk(json!({}), Some("tool_calls")),
@@ -426,7 +426,7 @@ mod tests {
     }
 
     #[test]
-    fn errors_and_cut_streams_fail() {
+    fn stream_errors_fail() {
         let error = parse(&[
             chunk(json!({ "content": "Hi" }), None),
             json!({ "error": { "message": "The server is overloaded", "type": "server_error" } }),
@@ -443,7 +443,7 @@ mod tests {
     }
 
     #[test]
-    fn the_request_carries_tool_calls_and_results() {
+    fn request_carries_tool_results() {
         let turns = vec![
             Turn::User("hi".into()),
             Turn::Assistant {

@@ -1,6 +1,7 @@
 //! A Server-Sent Events reader: bytes in, `(event, data)` messages out, as the
-//! `text/event-stream` format defines them (lines ending in LF, CRLF or CR; `data:` lines
-//! joined with LF; comments and unknown fields ignored; a blank line ends a message).
+//! `text/event-stream` format defines them. Lines end in LF, CRLF or CR, and a blank line
+//! ends a message. `data:` lines are joined with LF, and comments and unknown fields are
+//! ignored.
 
 /// One message of an event stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -10,7 +11,7 @@ pub struct SseMessage {
     pub data: String,
 }
 
-/// Longest line accepted, so a server that never ends a line cannot exhaust memory.
+/// Maximum line length, so a server that never ends a line cannot exhaust memory.
 const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Splits a byte stream into messages; feed it chunks as they arrive.
@@ -111,7 +112,7 @@ mod tests {
     }
 
     #[test]
-    fn messages_survive_any_split_and_line_ending() {
+    fn reader_handles_any_split() {
         let text = b"event: ping\r\ndata: {}\r\n\r\n: comment\n\ndata: a\ndata:b\r\rdata: last";
         let expected = vec![
             SseMessage {
@@ -135,7 +136,7 @@ mod tests {
     }
 
     #[test]
-    fn a_message_without_data_is_not_delivered() {
+    fn reader_skips_dataless_messages() {
         assert!(read_all(&[b"event: x\n\nid: 3\n\n"]).is_empty());
     }
 }

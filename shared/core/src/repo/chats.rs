@@ -5,7 +5,7 @@
 //! | chat | `WS#<workspaceId>` | `CHAT#<chatId>` | `CHATS#<workspaceId>#<ownerId>` / `<updatedAt>#<chatId>` |
 //! | message | `WS#<workspaceId>` | `CHATMSG#<chatId>#<seq>#<chunk>` | |
 //!
-//! Each message is its own item, so a chat grows without meeting the item size limit; a
+//! Each message is its own item, so a chat grows without meeting the item size limit. A
 //! message whose parts are too big for one item is split into chunks. Messages are written
 //! first and the chat record, which counts them, last: the count is the commit point, and a
 //! message at or past it is invisible (an interrupted write leaves nothing readable).
@@ -40,7 +40,7 @@ pub struct Chat {
     /// Whether a person set the title; until then the first exchange names the chat.
     #[serde(default)]
     pub titled: bool,
-    /// Model of the last answer.
+    /// Model of the last reply.
     pub model: Option<String>,
     /// Messages committed so far; also the sequence number of the next one.
     pub message_count: u32,
@@ -48,7 +48,7 @@ pub struct Chat {
     pub output_tokens: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    /// While an answer is being written, the time until which the chat is held for it.
+    /// While a reply is being written, the time until which the chat counts as busy.
     #[serde(default)]
     pub busy_until: Option<DateTime<Utc>>,
 }
@@ -246,7 +246,7 @@ impl<'a> Chats<'a> {
         )
         .await?;
         // A write interrupted before its commit may have left chunks past the count, or more
-        // chunks of a message than its first one counts; both are ignored.
+        // chunks of a message than its first one counts. Both are ignored.
         let mut by_seq: BTreeMap<u32, Vec<Chunk>> = BTreeMap::new();
         for record in chunks {
             let chunk: Chunk = serde_json::from_value(record.value).map_err(StoreError::backend)?;
