@@ -20,14 +20,18 @@ use serde_json::Value;
 use super::workspaces::workspace_partition;
 use super::{Versioned, from_item, read_prefix, to_data};
 use crate::ids::{ChatId, UserId, WorkspaceId};
-use crate::ports::{Condition, Index, IndexKey, Item, Key, Query, Store, StoreError};
+use crate::ports::store::MAX_TRANSACTION_WRITES;
+use crate::ports::{Condition, Index, IndexKey, Item, Key, Query, Store, StoreError, Write};
 
 /// Bytes of message parts stored in one item, below the store's item limit.
 const CHUNK_BYTES: usize = 300_000;
 
-/// Largest single message part the store accepts, in bytes of JSON; the agent shortens tool
+/// Largest single message part the store accepts, in bytes of JSON. The agent shortens tool
 /// outputs to fit.
 pub const MAX_PART_BYTES: usize = 256 * 1024;
+
+/// Most bytes of messages one append writes, below DynamoDB's 4 MB per transaction.
+pub const MAX_APPEND_BYTES: usize = 3_500_000;
 
 /// A conversation with the agent, owned by the member who started it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -131,7 +135,9 @@ fn chunks_of(message: &Message, seq: u32) -> Result<Vec<Chunk>, StoreError> {
     for part in &message.parts {
         let bytes = part.to_string().len();
         if bytes > MAX_PART_BYTES {
-            return Err(StoreError::TooLarge { size: bytes });
+            return Err(StoreError::InvalidRequest(format!(
+                "a message part is {bytes} bytes, over the limit of {MAX_PART_BYTES} bytes"
+            )));
         }
         if size + bytes > CHUNK_BYTES && runs.last().is_some_and(|run| !run.is_empty()) {
             runs.push(Vec::new());
@@ -214,9 +220,10 @@ impl<'a> Chats<'a> {
         })
     }
 
-    /// Writes `messages` after the chat's committed ones, then commits them by saving
-    /// `updated` (whose `message_count` must count them) at the current version. Messages are
-    /// invisible until the chat record is saved.
+    /// Writes `messages` after the chat's committed ones and saves `updated` (its
+    /// `message_count` is set here) in one transaction, at the version `current` was read
+    /// at. A `current` at version 0 is a chat not stored yet, created by this write. Two
+    /// writers that read the same version cannot both succeed, and the loser writes nothing.
     pub async fn append(
         &self,
         current: &Versioned<Chat>,
@@ -224,17 +231,44 @@ impl<'a> Chats<'a> {
         messages: &[Message],
     ) -> Result<Versioned<Chat>, StoreError> {
         let first = current.value.message_count;
+        updated.message_count = first + messages.len() as u32;
+        let version = current.version + 1;
+        let condition = match current.version {
+            0 => Condition::NotExists,
+            read => Condition::Version(read),
+        };
+        let mut writes = vec![Write::Put {
+            item: chat_item(&updated, version)?,
+            condition,
+        }];
+        let mut bytes = 0;
         for (offset, message) in messages.iter().enumerate() {
             let seq = first + offset as u32;
             for (index, chunk) in chunks_of(message, seq)?.into_iter().enumerate() {
                 let key = message_key(&current.value.workspace_id, &current.value.id, seq, index);
-                self.store
-                    .put(Item::new(key, to_data(&chunk)?), Condition::Always)
-                    .await?;
+                let item = Item::new(key, to_data(&chunk)?);
+                bytes += item.stored_size();
+                // Items past the count are leftovers of a failed write and are replaced.
+                writes.push(Write::Put {
+                    item,
+                    condition: Condition::Always,
+                });
             }
         }
-        updated.message_count = first + messages.len() as u32;
-        self.save(current, &updated).await
+        if bytes > MAX_APPEND_BYTES || writes.len() > MAX_TRANSACTION_WRITES {
+            return Err(StoreError::InvalidRequest(format!(
+                "the messages take {bytes} bytes in {} items; one write takes at most {MAX_APPEND_BYTES} bytes in {MAX_TRANSACTION_WRITES} items",
+                writes.len()
+            )));
+        }
+        match self.store.transact(writes).await {
+            Ok(()) => Ok(Versioned {
+                value: updated,
+                version,
+            }),
+            Err(StoreError::ConditionFailed { .. }) => Err(StoreError::ConditionFailed { index: Some(0) }),
+            Err(error) => Err(error),
+        }
     }
 
     /// Reads every committed message of a chat, in order.
