@@ -197,7 +197,8 @@ async fn models_list_providers_and_disabled_models() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"], json!([]));
     let (status, body) = bare.owner.post("/api/agent/chat", question(&bare, "hi")).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["code"], "PROVIDER_NOT_CONFIGURED");
     assert!(
         body["error"]
             .as_str()
@@ -247,7 +248,7 @@ async fn models_list_providers_and_disabled_models() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let (status, body) = team
         .admin
-        .put(&workspace, json!({ "disabledModels": ["llama3.1:8b", "bad id"] }))
+        .put(&workspace, json!({ "disabledModels": ["llama3.1:8b", "bad\nid"] }))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, body) = team
@@ -1077,4 +1078,170 @@ async fn ai_sdk_rebuilds_stored_message() {
     assert_eq!(stored_tool["output"], tool["output"]);
     assert_eq!(stored_tool["input"], tool["input"]);
     assert_eq!(chat["data"]["messages"][0]["id"], "u1");
+}
+
+#[tokio::test]
+async fn mongodb_collections_are_browsed_and_queried() {
+    let Some(mongo) = TestDatabase::mongodb().await else {
+        return;
+    };
+    mongo
+        .run(r#"db.orders.insertMany([{_id: 1, status: "paid", total: 120}, {_id: 2, status: "open", total: 40}, {_id: 3, status: "paid", total: 15}])"#)
+        .await;
+    let (team, fake) = team_with(Protocol::OpenAi, &[]).await;
+    let connection = team.connect(body_for(&mongo, "Mongo")).await;
+    let database = mongo.name.clone();
+    fake.push(Reply::Stream(vec![
+        Piece::tool_call(
+            "call_tables",
+            "list_tables",
+            &[&format!("{{\"connectionId\":\"{connection}\",\"database\":\"{database}\"}}")],
+        ),
+        Piece::tool_call(
+            "call_describe",
+            "describe_table",
+            &[&format!(
+                "{{\"connectionId\":\"{connection}\",\"database\":\"{database}\",\"table\":\"orders\"}}"
+            )],
+        ),
+        Piece::tool_call(
+            "call_delete",
+            "run_query",
+            &[&format!(
+                "{{\"connectionId\":\"{connection}\",\"database\":\"{database}\",\"query\":\"db.orders.deleteMany({{}})\"}}"
+            )],
+        ),
+    ]));
+    fake.push(Reply::Stream(vec![Piece::tool_call(
+        "call_paid",
+        "run_query",
+        &[&format!(
+            "{{\"connectionId\":\"{connection}\",\"database\":\"{database}\",\"query\":\"db.orders.find({{status: \\\"paid\\\"}}).sort({{_id: 1}})\"}}"
+        )],
+    )]));
+    fake.push(Reply::Stream(vec![Piece::text("Two orders are paid.")]));
+
+    let streamed = chat_raw(&team.member, question(&team, "Which orders are paid?"), &[]).await;
+    assert_eq!(streamed.finish()["finishReason"], "stop", "{}", streamed.body);
+    let outputs = streamed.of_type("tool-output-available");
+    let output = |id: &str| {
+        outputs
+            .iter()
+            .find(|o| o["toolCallId"] == id)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let tables = output("call_tables")["output"]["tables"].clone();
+    assert!(
+        tables
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["name"] == "orders")),
+        "{tables}"
+    );
+    assert_eq!(
+        output("call_describe")["output"]["sample"]["rows"]
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
+    let errors = streamed.of_type("tool-output-error");
+    assert_eq!(errors.len(), 1, "{}", streamed.body);
+    assert_eq!(errors[0]["toolCallId"], "call_delete");
+    let paid = output("call_paid")["output"].clone();
+    assert_eq!(paid["rowCount"], 2, "{paid}");
+    let remaining = mongo.run("db.orders.countDocuments({})").await;
+    assert_eq!(remaining.result_sets[0].rows.len(), 1);
+    mongo.drop_database().await;
+}
+
+#[tokio::test]
+async fn concurrent_questions_keep_history_consistent() {
+    let (team, fake) = team_with(Protocol::Anthropic, &[]).await;
+    let (_, created) = team.member.post(&chat_path(&team, ""), json!({})).await;
+    let chat_id = created["data"]["id"].as_str().expect("id").to_owned();
+    for _ in 0..2 {
+        fake.push(Reply::Stream(vec![
+            Piece::Delay(Duration::from_millis(300)),
+            Piece::text("reply"),
+        ]));
+    }
+    let ask = |text: &str| {
+        let mut body = question(&team, text);
+        body["chatId"] = json!(chat_id);
+        team.member
+            .request(reqwest::Method::POST, "/api/agent/chat")
+            .json(&body)
+            .send()
+    };
+    let (first, second) = tokio::join!(ask("first question"), ask("second question"));
+    let responses = [first.expect("first"), second.expect("second")];
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status().as_u16()).collect();
+    assert!(statuses.contains(&200), "{statuses:?}");
+    assert!(statuses.contains(&409), "{statuses:?}");
+    let mut winner = None;
+    for response in responses {
+        if response.status() == StatusCode::OK {
+            winner = Some(response.text().await.expect("the stream"));
+        }
+    }
+    assert!(winner.is_some_and(|body| body.ends_with("data: [DONE]\n\n")));
+
+    // The stored question is the one that was answered, and the chat takes the next one.
+    let (_, chat) = team.member.get(&chat_path(&team, &format!("/{chat_id}"))).await;
+    let messages = chat["data"]["messages"].as_array().expect("messages").clone();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    let asked = fake.requests()[0]["messages"][0]["content"][0]["text"].clone();
+    assert_eq!(messages[0]["parts"][0]["text"], asked);
+    assert_eq!(messages[1]["parts"][1]["text"], "reply");
+    let streamed = chat_raw(&team.member, json!({ "workspaceId": team.workspace, "chatId": chat_id, "messages": [{ "role": "user", "content": "third" }] }), &[]).await;
+    assert_eq!(streamed.finish()["finishReason"], "stop", "{}", streamed.body);
+}
+
+#[tokio::test]
+async fn tool_calls_per_step_are_capped() {
+    let (team, fake) = team_with(Protocol::OpenAi, &[]).await;
+    let calls: Vec<Piece> = (0..20)
+        .map(|index| Piece::tool_call(&format!("call_{index}"), "list_connections", &["{}"]))
+        .collect();
+    fake.push(Reply::Stream(calls));
+    fake.push(Reply::Stream(vec![Piece::text("Done.")]));
+    let streamed = chat_raw(&team.member, question(&team, "many"), &[]).await;
+    assert_eq!(streamed.of_type("tool-output-available").len(), 16);
+    let errors = streamed.of_type("tool-output-error");
+    assert_eq!(errors.len(), 4);
+    assert!(
+        errors[0]["errorText"]
+            .as_str()
+            .is_some_and(|e| e.contains("at most 16")),
+        "{}",
+        errors[0]
+    );
+    assert_eq!(streamed.finish()["finishReason"], "stop");
+}
+
+#[tokio::test]
+async fn unreachable_model_server_is_named() {
+    // A base URL without /v1 reaches the fake's root, where /models does not exist.
+    let local = FakeModels::start(Protocol::OpenAi, None).await;
+    let root = local.base_url.trim_end_matches("/v1").to_owned();
+    let team = Team::new(&[("MAKO_OPENAI_BASE_URL", root.as_str())]).await;
+    let (status, body) = team.member.post("/api/agent/chat", question(&team, "hi")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["code"], "NO_MODELS");
+    let message = body["error"].as_str().unwrap_or_default();
+    assert!(message.contains("/v1"), "{message}");
+    assert!(message.contains("404"), "{message}");
+
+    // Once the server lists a model, the catalogue is read again without a restart.
+    let team = Team::new(&[("MAKO_OPENAI_BASE_URL", local.base_url.as_str())]).await;
+    let (status, body) = team.member.post("/api/agent/chat", question(&team, "hi")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| e.contains("lists no models")),
+        "{body}"
+    );
+    local.set_models(&["qwen2.5:7b"]);
+    local.push(Reply::Stream(vec![Piece::text("Hi.")]));
+    let streamed = chat_raw(&team.member, question(&team, "hi"), &[]).await;
+    assert_eq!(streamed.finish()["finishReason"], "stop", "{}", streamed.body);
 }

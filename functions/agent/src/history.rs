@@ -184,7 +184,11 @@ fn assistant_turns(message: &Message, turns: &mut Vec<Turn>) {
                 if !calls.is_empty() {
                     flush(&mut text, &mut calls, &mut results);
                 }
-                if let Some(more) = part.get("text").and_then(Value::as_str) {
+                if let Some(more) = part
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .filter(|more| !more.trim().is_empty())
+                {
                     text.push_str(more);
                 }
             }
@@ -263,7 +267,13 @@ pub fn turns_of(messages: &[Message], budget: usize) -> Vec<Turn> {
     let mut turns = Vec::new();
     for message in &messages[start..] {
         match message.role {
-            MessageRole::User => turns.push(Turn::User(text_of(message))),
+            MessageRole::User => {
+                // Providers reject empty text, so a user message without any is left out.
+                let text = text_of(message);
+                if !text.trim().is_empty() {
+                    turns.push(Turn::User(text));
+                }
+            }
             MessageRole::Assistant => assistant_turns(message, &mut turns),
         }
     }

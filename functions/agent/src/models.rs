@@ -58,6 +58,8 @@ pub struct Model {
 /// The configured providers and their models.
 pub struct Catalogue {
     pub models: Vec<Model>,
+    /// Why the OpenAI-compatible server's models could not be listed, when they could not.
+    pub listing_problem: Option<String>,
     pub default: Option<String>,
     anthropic: Option<Provider>,
     openai: Option<Provider>,
@@ -126,34 +128,40 @@ async fn list_remote(
     Ok(ids)
 }
 
-/// Adds a provider's models. Returns false when the list could not be read and the
-/// catalogue should be built again next time.
+/// Adds a provider's models. Also returns why its model list could not be read, in which
+/// case the catalogue is built again next time.
 async fn add_provider(
     state: &AgentState,
     settings: &ProviderSettings,
     models: &mut Vec<Model>,
-) -> ApiResult<(Option<Provider>, bool)> {
+) -> ApiResult<(Option<Provider>, Option<String>)> {
     let key = key_of(state, settings).await?;
     if key.is_none() && !settings.custom_base_url {
-        return Ok((None, true));
+        return Ok((None, None));
     }
     let builtin = match settings.kind {
         ProviderKind::Anthropic => ANTHROPIC_MODELS,
         ProviderKind::OpenAi => OPENAI_MODELS,
     };
-    let mut complete = true;
+    let mut problem = None;
     let listed: Vec<(String, String)> = match &settings.models {
         Some(ids) => ids.iter().map(|id| (id.clone(), display_name(builtin, id))).collect(),
         None if settings.kind == ProviderKind::OpenAi && settings.custom_base_url => {
             match list_remote(state, settings, key.as_ref()).await {
-                Ok(ids) => ids.into_iter().map(|id| (id.clone(), id)).collect(),
+                Ok(ids) => {
+                    // An empty list (a server with no model pulled yet) is read again next time.
+                    if ids.is_empty() {
+                        problem = Some("it lists no models; pull or load one there".to_owned());
+                    }
+                    ids.into_iter().map(|id| (id.clone(), id)).collect()
+                }
                 Err(error) => {
                     tracing::warn!(
                         provider = settings.kind.as_str(),
                         error = %error,
-                        "could not list the models of the OpenAI-compatible server; set MAKO_OPENAI_MODELS to skip this"
+                        "failed to list the models of the OpenAI-compatible server; set MAKO_OPENAI_MODELS to skip this"
                     );
-                    complete = false;
+                    problem = Some(error);
                     Vec::new()
                 }
             }
@@ -182,7 +190,7 @@ async fn add_provider(
         state.http.clone(),
         state.app.config.agent.provider_timeout,
     );
-    Ok((Some(provider), complete))
+    Ok((Some(provider), problem))
 }
 
 fn display_name(builtin: &[(&str, &str)], id: &str) -> String {
@@ -200,8 +208,8 @@ pub async fn catalogue(state: &AgentState) -> ApiResult<Arc<Catalogue>> {
     }
     let settings = &state.app.config.agent;
     let mut models = Vec::new();
-    let (anthropic, anthropic_complete) = add_provider(state, &settings.anthropic, &mut models).await?;
-    let (openai, openai_complete) = add_provider(state, &settings.openai, &mut models).await?;
+    let (anthropic, _) = add_provider(state, &settings.anthropic, &mut models).await?;
+    let (openai, listing_problem) = add_provider(state, &settings.openai, &mut models).await?;
     let default = match &settings.default_model {
         Some(id) if models.iter().any(|model| &model.id == id) => Some(id.clone()),
         Some(id) => {
@@ -210,26 +218,46 @@ pub async fn catalogue(state: &AgentState) -> ApiResult<Arc<Catalogue>> {
         }
         None => models.first().map(|model| model.id.clone()),
     };
+    let providers: Vec<&str> = [&anthropic, &openai]
+        .into_iter()
+        .flatten()
+        .map(|provider| provider.kind.as_str())
+        .collect();
+    tracing::info!(providers = ?providers, models = models.len(), default = ?default, "agent model catalogue read");
+    let complete = listing_problem.is_none();
     let catalogue = Arc::new(Catalogue {
         models,
+        listing_problem,
         default,
         anthropic,
         openai,
     });
-    if anthropic_complete && openai_complete {
+    if complete {
         let _ = state.catalogue.set(catalogue.clone());
     }
     Ok(catalogue)
 }
 
+/// Returns the error of a chat request when the OpenAI-compatible server offers no model.
+pub fn no_models(settings: &mako_core::config::AgentSettings, problem: &str) -> ApiError {
+    ApiError::BadGateway {
+        code: "NO_MODELS",
+        message: format!(
+            "The model server at {} offers no model: {problem}. Check that it is running and that \
+             MAKO_OPENAI_BASE_URL is its API address (usually ending in /v1), or name its models in MAKO_OPENAI_MODELS.",
+            settings.openai.base_url
+        ),
+    }
+}
+
 /// Returns the error of a chat request when no provider is configured.
 pub fn no_provider() -> ApiError {
-    ApiError::Unavailable {
+    ApiError::NotFound {
+        code: "PROVIDER_NOT_CONFIGURED",
         message: "No model provider is configured. Set MAKO_ANTHROPIC_API_KEY or MAKO_OPENAI_API_KEY (on AWS, the \
                   secret anthropic-api-key or openai-api-key), or MAKO_OPENAI_BASE_URL for an OpenAI-compatible \
                   server such as Ollama, then restart the server."
             .into(),
-        retry_after_secs: 300,
     }
 }
 

@@ -203,8 +203,16 @@ struct SaveInput {
     description: String,
 }
 
-/// Runs one tool call.
+/// Runs one tool call. Its output is cut to fit in a stored chat message.
 pub async fn call(context: &ToolContext<'_>, name: &str, arguments: &Value) -> Result<ToolOutput, String> {
+    let output = dispatch(context, name, arguments).await?;
+    Ok(ToolOutput {
+        output: fit(output.output),
+        summary: output.summary,
+    })
+}
+
+async fn dispatch(context: &ToolContext<'_>, name: &str, arguments: &Value) -> Result<ToolOutput, String> {
     match name {
         "list_connections" => list_connections(context).await,
         "list_databases" => {
@@ -294,7 +302,8 @@ pub async fn call(context: &ToolContext<'_>, name: &str, arguments: &Value) -> R
             })
         }
         other => Err(format!(
-            "there is no tool named {other:?}; the tools are {}",
+            "there is no tool named {:?}; the tools are {}",
+            truncate(other, 64),
             specs().iter().map(|spec| spec.name).collect::<Vec<_>>().join(", ")
         )),
     }
@@ -416,7 +425,7 @@ async fn run_query(context: &ToolContext<'_>, input: QueryInput) -> Result<ToolO
         ),
     };
     Ok(ToolOutput {
-        output: fit(output),
+        output,
         summary: truncate(&summary, SUMMARY_CHARS),
     })
 }
@@ -493,7 +502,7 @@ async fn describe_table(context: &ToolContext<'_>, input: DescribeInput) -> Resu
         }
     };
     Ok(ToolOutput {
-        output: fit(json!({ "table": input.table, "columns": columns, "sample": sample_output })),
+        output: json!({ "table": input.table, "columns": columns, "sample": sample_output }),
         summary: truncate(&summary, SUMMARY_CHARS),
     })
 }
@@ -553,14 +562,19 @@ fn summarize(set: &ResultSet) -> String {
     text
 }
 
-/// Drops rows from the end of an output until it fits in a stored message part, marking it.
+/// Drops rows (or tables, databases, consoles, connections) from the end of an output until
+/// it fits in a stored message part, marking it.
 fn fit(mut output: Value) -> Value {
     fn rows_of(value: &mut Value) -> Vec<&mut Vec<Value>> {
         let mut found = Vec::new();
         match value {
             Value::Object(map) => {
                 for (key, child) in map.iter_mut() {
-                    if key == "rows" && child.is_array() {
+                    let list = matches!(
+                        key.as_str(),
+                        "rows" | "tables" | "databases" | "consoles" | "connections"
+                    );
+                    if list && child.is_array() {
                         if let Value::Array(rows) = child {
                             found.push(rows);
                         }

@@ -96,7 +96,13 @@ pub fn check_title(title: &str) -> ApiResult<String> {
 /// Derives a short title from a chat's first question: its first line, cut at a word
 /// boundary near [`AUTO_TITLE_CHARS`] characters.
 pub fn title_from(question: &str) -> String {
-    let line = question
+    // Control and formatting characters (such as right-to-left overrides) are dropped, as
+    // a title set by hand may not contain them.
+    let visible: String = question
+        .chars()
+        .filter(|c| *c == '\n' || !(c.is_control() || is_format(*c)))
+        .collect();
+    let line = visible
         .lines()
         .map(str::trim)
         .find(|line| !line.is_empty())
@@ -114,6 +120,12 @@ pub fn title_from(question: &str) -> String {
         _ => cut.as_str(),
     };
     format!("{}…", shortened.trim_end_matches([',', ';', ':', '.', ' ']))
+}
+
+/// Returns whether a character is an invisible formatting character: zero-width ones, bidi
+/// controls and the byte order mark.
+fn is_format(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
 }
 
 /// Returns a new, empty chat of the caller.
@@ -273,6 +285,8 @@ mod tests {
         assert!(title.ends_with('…'), "{title}");
         assert!(title.chars().count() <= AUTO_TITLE_CHARS + 1, "{title}");
         assert!(long.starts_with(title.trim_end_matches('…')), "{title}");
+        assert_eq!(title_from("\u{202e}\u{7}Revenue\u{200b} by month"), "Revenue by month");
+        assert_eq!(title_from("\u{200b}\u{200b}"), UNTITLED);
         let unbroken = "x".repeat(100);
         assert_eq!(title_from(&unbroken).chars().count(), AUTO_TITLE_CHARS + 1);
     }

@@ -224,7 +224,7 @@ pub(crate) struct UpdateWorkspace {
 /// Most models one workspace may turn off.
 const MAX_DISABLED_MODELS: usize = 100;
 
-/// Checks a list of model ids: each 1 to 128 printable ASCII characters without spaces.
+/// Checks a list of model ids: each 1 to 128 characters, without control characters.
 fn validate_models(models: &[String]) -> Result<Vec<String>, ApiError> {
     if models.len() > MAX_DISABLED_MODELS {
         return Err(ApiError::invalid_field(
@@ -237,12 +237,12 @@ fn validate_models(models: &[String]) -> Result<Vec<String>, ApiError> {
     }
     let mut list: Vec<String> = Vec::with_capacity(models.len());
     for model in models {
-        let valid = !model.is_empty() && model.len() <= 128 && model.bytes().all(|b| b.is_ascii_graphic());
+        let valid = !model.trim().is_empty() && model.chars().count() <= 128 && !model.chars().any(char::is_control);
         if !valid {
             return Err(ApiError::invalid_field(
                 "disabledModels",
                 format!(
-                    "{:?} is not a model id: use 1 to 128 printable ASCII characters without spaces, as GET /api/agent/models lists them.",
+                    "{:?} is not a model id: use 1 to 128 characters without control characters, as GET /api/agent/models lists them.",
                     model.chars().take(64).collect::<String>()
                 ),
             ));

@@ -29,10 +29,12 @@ pub(super) fn body(request: &ModelRequest<'_>) -> Value {
     let mut messages: Vec<(String, Vec<Value>)> = Vec::new();
     for turn in request.turns {
         let (role, blocks) = match turn {
+            // The API rejects text blocks that are empty or only whitespace.
+            Turn::User(text) if text.trim().is_empty() => continue,
             Turn::User(text) => ("user", vec![json!({ "type": "text", "text": text })]),
             Turn::Assistant { text, calls } => {
                 let mut blocks = Vec::new();
-                if !text.is_empty() {
+                if !text.trim().is_empty() {
                     blocks.push(json!({ "type": "text", "text": text }));
                 }
                 for call in calls {
@@ -251,6 +253,19 @@ impl Parser for StreamParser {
             }
             "message_stop" => {
                 self.stopped = true;
+                // A tool call whose block never stopped is reported as unreadable, not dropped.
+                let mut open: Vec<(u64, Block)> = self.blocks.drain().collect();
+                open.sort_by_key(|(index, _)| *index);
+                for (_, block) in open {
+                    if let Block::Tool { id, name, .. } = block {
+                        events.push(StreamEvent::ToolCall(ToolCall {
+                            id,
+                            name,
+                            input: Value::Object(Default::default()),
+                            invalid: Some("the provider ended the message before the call was complete".into()),
+                        }));
+                    }
+                }
                 events.push(StreamEvent::Finish {
                     reason: finish_reason(self.stop_reason.as_deref()),
                     usage: self.usage,

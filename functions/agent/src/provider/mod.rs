@@ -91,8 +91,8 @@ pub struct Usage {
 
 impl std::ops::AddAssign for Usage {
     fn add_assign(&mut self, other: Usage) {
-        self.input_tokens += other.input_tokens;
-        self.output_tokens += other.output_tokens;
+        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
     }
 }
 
@@ -243,10 +243,8 @@ impl Provider {
                 .get("retry-after")
                 .and_then(|value| value.to_str().ok())
                 .and_then(|value| value.trim().parse::<u64>().ok());
-            let body = tokio::time::timeout(self.timeout, response.bytes())
+            let body = tokio::time::timeout(self.timeout, error_body(response))
                 .await
-                .ok()
-                .and_then(Result::ok)
                 .unwrap_or_default();
             return Err(ProviderError::Status {
                 status: status.as_u16(),
@@ -263,6 +261,22 @@ impl Provider {
             done: false,
         })
     }
+}
+
+/// Most bytes of an error response read; the rest is left unread.
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// Reads the start of an error response's body.
+async fn error_body(mut response: reqwest::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < MAX_ERROR_BODY_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    body.truncate(MAX_ERROR_BODY_BYTES);
+    body
 }
 
 /// Reads the message of a provider's JSON error body (both protocols nest it in `error`).

@@ -11,7 +11,8 @@ pub struct SseMessage {
     pub data: String,
 }
 
-/// Maximum line length, so a server that never ends a line cannot exhaust memory.
+/// Maximum length of a line, and of a message's data, so that a server that never ends a
+/// line or a message cannot exhaust memory.
 const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Splits a byte stream into messages; feed it chunks as they arrive.
@@ -38,6 +39,9 @@ impl SseReader {
                     let line = std::mem::take(&mut self.line);
                     if let Some(message) = self.line_done(&line) {
                         messages.push(message);
+                    }
+                    if self.data.as_ref().is_some_and(|data| data.len() > MAX_LINE_BYTES) {
+                        return Err(format!("a message of the event stream is over {MAX_LINE_BYTES} bytes"));
                     }
                 }
                 _ => {
