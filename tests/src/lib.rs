@@ -26,3 +26,18 @@ pub fn init_logging() {
         panic!("invalid logging settings: {error:#}");
     }
 }
+
+/// Returns the path of a script in `tests/js`, or `None` when its npm package is not
+/// installed there. Under `MAKO_REQUIRE_SERVICES=1` a missing package fails the test.
+pub fn node_script(package: &str, script: &str) -> Option<std::path::PathBuf> {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js");
+    if dir.join("node_modules").join(package).is_dir() {
+        return Some(dir.join(script));
+    }
+    assert!(
+        !services::services_required(),
+        "the npm package {package} is not installed; run `npm ci` in tests/js (.ci/run does)"
+    );
+    eprintln!("skipping the {script} check: run `npm ci` in tests/js");
+    None
+}

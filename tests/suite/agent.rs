@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use mako_tests::app::Client;
 use mako_tests::databases::TestDatabase;
 use mako_tests::fake_models::{FakeModels, Piece, Protocol, Quirks, Reply};
-use mako_tests::services::services_required;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -172,17 +171,6 @@ fn question(team: &Team, text: &str) -> Value {
         "messages": [{ "role": "user", "content": text }],
         "workspaceId": team.workspace,
     })
-}
-
-async fn sample_connection(team: &Team) -> String {
-    let (status, body) = team.owner.get(&team.path("")).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["data"]
-        .as_array()
-        .and_then(|list| list.iter().find(|c| c["name"] == "Sample database"))
-        .and_then(|c| c["id"].as_str())
-        .expect("the sample connection")
-        .to_owned()
 }
 
 fn chat_path(team: &Team, rest: &str) -> String {
@@ -372,7 +360,7 @@ async fn text_reply_streams_and_is_stored() {
 #[tokio::test]
 async fn tools_query_the_sample_database() {
     let (team, fake) = team_with(Protocol::OpenAi, &[]).await;
-    let sample = sample_connection(&team).await;
+    let sample = team.sample_connection().await;
     let sql = "SELECT count(*) AS accounts FROM accounts";
     fake.push(Reply::Stream(vec![
         Piece::text("Let me check."),
@@ -549,7 +537,7 @@ async fn openai_compatible_quirks_parse() {
     for quirk in quirks {
         let (team, fake) = team_with(Protocol::OpenAi, &[]).await;
         let fake = fake.with_quirks(quirk);
-        let sample = sample_connection(&team).await;
+        let sample = team.sample_connection().await;
         // Two calls in one response (parallel tool calls), arguments in fragments.
         fake.push(Reply::Stream(vec![
             Piece::tool_call(
@@ -797,7 +785,7 @@ async fn step_limit_ends_tool_loops() {
 #[tokio::test]
 async fn save_console_needs_member_role() {
     let (team, fake) = team_with(Protocol::Anthropic, &[]).await;
-    let sample = sample_connection(&team).await;
+    let sample = team.sample_connection().await;
     let save = format!(
         "{{\"name\":\"Customer count\",\"connectionId\":\"{sample}\",\"code\":\"SELECT count(*) FROM accounts\",\"description\":\"How many customers\"}}"
     );
@@ -854,7 +842,7 @@ async fn chats_are_private_and_continue() {
     let (_, page) = team.member.get(&format!("{base}?limit=1&cursor={cursor}")).await;
     assert_eq!(page["data"][0]["id"], first.as_str());
 
-    // Continue the named chat: the title stays, and the model sees the earlier exchange.
+    // Continue the named chat: the title stays, and the model gets the earlier exchange.
     fake.push(Reply::Stream(vec![Piece::text("Forty deals are open.")]));
     fake.push(Reply::Stream(vec![Piece::text("Twelve of them are late.")]));
     let mut body = question(&team, "How many deals are open?");
@@ -889,7 +877,7 @@ async fn chats_are_private_and_continue() {
     assert_eq!(status, StatusCode::OK, "{renamed}");
     assert_eq!(renamed["data"]["title"], "Late deals");
 
-    // Nobody else can read, rename, continue or delete it.
+    // No other member can read, rename, continue or delete it.
     for client in [&team.owner, &team.admin] {
         let (status, _) = client.get(&format!("{base}/{first}")).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
@@ -989,16 +977,7 @@ async fn invalid_chat_requests_fail_early() {
 
 /// Path of the chat reader script, or `None` (skipped) when its packages are missing.
 fn chat_reader() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js");
-    if dir.join("node_modules/ai").is_dir() {
-        return Some(dir.join("read-chat.mjs"));
-    }
-    assert!(
-        !services_required(),
-        "the ai package is not installed; run `npm ci` in tests/js (.ci/run does)"
-    );
-    eprintln!("skipping the AI SDK check: run `npm ci` in tests/js");
-    None
+    mako_tests::node_script("ai", "read-chat.mjs")
 }
 
 #[tokio::test]
@@ -1007,7 +986,7 @@ async fn ai_sdk_rebuilds_stored_message() {
         return;
     };
     let (team, fake) = team_with(Protocol::OpenAi, &[]).await;
-    let sample = sample_connection(&team).await;
+    let sample = team.sample_connection().await;
     fake.push(Reply::Stream(vec![
         Piece::text("Counting products."),
         Piece::tool_call(

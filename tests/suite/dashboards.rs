@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use mako_tests::app::Client;
 use mako_tests::databases::TestDatabase;
-use mako_tests::services::services_required;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -25,7 +24,8 @@ impl Team {
         format!("/api/workspaces/{}/dashboard-folders{rest}", self.workspace)
     }
 
-    async fn sample_connection(&self) -> String {
+    /// Returns the id of the workspace's sample database connection.
+    pub async fn sample_connection(&self) -> String {
         let (status, body) = self.owner.get(&self.path("")).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["data"]
@@ -84,16 +84,7 @@ fn id_of(value: &Value) -> String {
 
 /// Path of the hyparquet reader script, or `None` (skipped) when its packages are missing.
 fn hyparquet_reader() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js");
-    if dir.join("node_modules/hyparquet").is_dir() {
-        return Some(dir.join("read-parquet.mjs"));
-    }
-    assert!(
-        !services_required(),
-        "hyparquet is not installed; run `npm ci` in tests/js (.ci/run does)"
-    );
-    eprintln!("skipping the hyparquet check: run `npm ci` in tests/js");
-    None
+    mako_tests::node_script("hyparquet", "read-parquet.mjs")
 }
 
 /// Reads a Parquet file through the stream route with hyparquet under Node.

@@ -41,7 +41,7 @@ const SAVE_ATTEMPTS: usize = 8;
 const BUSY_LEASE: Duration = Duration::from_secs(90);
 const BUSY_RENEW: Duration = Duration::from_secs(30);
 
-/// Longest reply, below the 15 minutes a Lambda function may run.
+/// Maximum duration of a reply, below the 15 minutes a Lambda function may run.
 const REPLY_DEADLINE: Duration = Duration::from_secs(14 * 60);
 
 /// Tool calls run per step; more get an error result.
@@ -491,7 +491,7 @@ async fn begin(
     ))
 }
 
-/// How a reply was stored.
+/// Outcome of storing a reply.
 enum Stored {
     Whole,
     /// The reply was too large, so only its text was kept.

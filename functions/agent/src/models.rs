@@ -58,7 +58,7 @@ pub struct Model {
 /// The configured providers and their models.
 pub struct Catalogue {
     pub models: Vec<Model>,
-    /// Why the OpenAI-compatible server's models could not be listed, when they could not.
+    /// Reason the OpenAI-compatible server's models could not be listed, if they could not.
     pub listing_problem: Option<String>,
     pub default: Option<String>,
     anthropic: Option<Provider>,
