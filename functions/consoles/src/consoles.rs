@@ -239,20 +239,12 @@ pub async fn search(
     let search = text.map(name_key).filter(|q| !q.is_empty());
     let tree = Tree::load(state, access).await?;
     let consoles = Consoles::new(&*state.store);
-    let mut visible: Vec<(String, Console)> = consoles
-        .all_consoles(access.workspace_id())
-        .await?
-        .into_iter()
-        .filter(|console| {
-            viewer.sees(&console.owner_id, console.visibility)
-                && tree.path_visible(&viewer, console.folder_id.as_ref())
-                && search.as_ref().is_none_or(|q| {
-                    name_key(&console.name).contains(q.as_str()) || name_key(&console.description).contains(q.as_str())
-                })
+    let mut visible = visible_sorted(&consoles, access, &tree, &viewer, |console| {
+        search.as_ref().is_none_or(|q| {
+            name_key(&console.name).contains(q.as_str()) || name_key(&console.description).contains(q.as_str())
         })
-        .map(|console| (sort_key(&tree.path(console.folder_id.as_ref()), &console), console))
-        .collect();
-    visible.sort_by(|a, b| a.0.cmp(&b.0));
+    })
+    .await?;
     visible.truncate(limit);
     let ids: Vec<ConsoleId> = visible.iter().map(|(_, console)| console.id.clone()).collect();
     let stats = consoles.stats(access.workspace_id(), &ids).await?;
@@ -479,6 +471,30 @@ fn sort_key(path: &[String], console: &Console) -> String {
     )
 }
 
+/// Returns the consoles the caller can see that pass `filter`, each with its list sort key,
+/// in list order.
+async fn visible_sorted(
+    consoles: &Consoles<'_>,
+    access: &WorkspaceCaller,
+    tree: &Tree,
+    viewer: &Viewer,
+    filter: impl Fn(&Console) -> bool,
+) -> ApiResult<Vec<(String, Console)>> {
+    let mut visible: Vec<(String, Console)> = consoles
+        .all_consoles(access.workspace_id())
+        .await?
+        .into_iter()
+        .filter(|console| {
+            viewer.sees(&console.owner_id, console.visibility)
+                && tree.path_visible(viewer, console.folder_id.as_ref())
+                && filter(console)
+        })
+        .map(|console| (sort_key(&tree.path(console.folder_id.as_ref()), &console), console))
+        .collect();
+    visible.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(visible)
+}
+
 pub(crate) async fn list(
     State(state): State<AppState>,
     access: WorkspaceCaller,
@@ -533,24 +549,16 @@ pub(crate) async fn list(
         tree.destination(&viewer, "folderId", id)?;
     }
     let consoles = Consoles::new(&*state.store);
-    let mut visible: Vec<(String, Console)> = consoles
-        .all_consoles(access.workspace_id())
-        .await?
-        .into_iter()
-        .filter(|console| {
-            viewer.sees(&console.owner_id, console.visibility)
-                && tree.path_visible(&viewer, console.folder_id.as_ref())
-                && folder_id
-                    .as_ref()
-                    .is_none_or(|folder| console.folder_id.as_ref().is_some_and(|id| tree.is_within(id, folder)))
-                && connection_id.as_ref().is_none_or(|id| &console.connection_id == id)
-                && search
-                    .as_ref()
-                    .is_none_or(|q| name_key(&console.name).contains(q.as_str()))
-        })
-        .map(|console| (sort_key(&tree.path(console.folder_id.as_ref()), &console), console))
-        .collect();
-    visible.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut visible = visible_sorted(&consoles, &access, &tree, &viewer, |console| {
+        folder_id
+            .as_ref()
+            .is_none_or(|folder| console.folder_id.as_ref().is_some_and(|id| tree.is_within(id, folder)))
+            && connection_id.as_ref().is_none_or(|id| &console.connection_id == id)
+            && search
+                .as_ref()
+                .is_none_or(|q| name_key(&console.name).contains(q.as_str()))
+    })
+    .await?;
 
     if tree_view {
         let filtered = folder_id.is_some() || connection_id.is_some() || search.is_some();

@@ -36,7 +36,7 @@ pub struct Config {
     pub agent: AgentSettings,
 }
 
-/// Which wire protocol a model provider speaks.
+/// Wire protocol of a model provider.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProviderKind {
     /// The Anthropic Messages API.
@@ -53,7 +53,7 @@ impl ProviderKind {
         }
     }
 
-    /// Name of the secret that holds the provider's API key when no variable sets it.
+    /// Returns the name of the secret that contains the provider's API key when no variable sets it.
     pub fn secret_name(self) -> &'static str {
         match self {
             ProviderKind::Anthropic => "anthropic-api-key",
@@ -78,14 +78,14 @@ pub struct ProviderSettings {
     pub models: Option<Vec<String>>,
 }
 
-/// Settings of the agent: model providers and the limits of one chat answer.
+/// Settings of the agent: model providers and the limits of one chat reply.
 #[derive(Clone, Debug)]
 pub struct AgentSettings {
     pub anthropic: ProviderSettings,
     pub openai: ProviderSettings,
     /// `MAKO_AGENT_DEFAULT_MODEL`: the model used when a request names none.
     pub default_model: Option<String>,
-    /// `MAKO_AGENT_MAX_STEPS`: model calls in one answer (each may run tools).
+    /// `MAKO_AGENT_MAX_STEPS`: model calls in one reply (each may run tools).
     pub max_steps: u32,
     /// `MAKO_AGENT_MAX_TOKENS`: tokens one model call may write.
     pub max_tokens: u32,

@@ -231,7 +231,7 @@ impl Parser for StreamParser {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        // The request asks for one choice; other choices, if a server sends them, are ignored.
+        // The request is for one choice. Other choices, if a server sends them, are ignored.
         for choice in choices
             .iter()
             .filter(|choice| choice.get("index").and_then(Value::as_u64).unwrap_or(0) == 0)

@@ -98,7 +98,7 @@ fn cors(config: &Config) -> CorsLayer {
             header::CONTENT_DISPOSITION,
             HeaderName::from_static("x-row-count"),
             HeaderName::from_static("x-truncated"),
-            // A chat answer names the chat it was stored in.
+            // A chat reply names the chat it was stored in.
             HeaderName::from_static("x-chat-id"),
         ])
         .max_age(Duration::from_secs(3600))
